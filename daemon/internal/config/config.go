@@ -1,0 +1,318 @@
+// Package config loads and validates the daemon's YAML configuration
+// (/etc/azaion/azaion.yaml by default) and applies AZAION_* environment
+// overrides. It is imported only by the daemon. Every environment knob the
+// daemon reads is named here, so there is one place to look.
+//
+// Each subsystem owns one section (a struct in its own file of this package)
+// with its defaults, its environment overrides and its validation; errors name
+// the field that is wrong, as it is spelled in the YAML file.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// DefaultPath is where the packaged daemon reads its configuration.
+const DefaultPath = "/etc/azaion/azaion.yaml"
+
+// Config is the whole daemon configuration.
+type Config struct {
+	// HTTP is the loopback (or explicitly exposed) TCP listener.
+	HTTP HTTPConfig `yaml:"http"`
+	// Socket is the Unix socket listener.
+	Socket SocketConfig `yaml:"socket"`
+	// Paths are the folders the daemon reads and writes.
+	Paths PathsConfig `yaml:"paths"`
+	// Limits bound what one request may cost.
+	Limits LimitsConfig `yaml:"limits"`
+	// ONNX configures the ONNX Runtime backend plugin.
+	ONNX ONNXConfig `yaml:"onnx"`
+	// Log configures the daemon's logging.
+	Log LogConfig `yaml:"log"`
+	// API is the Azaion REST API (model small parts, login).
+	API APIConfig `yaml:"api"`
+	// CDN is the S3-compatible CDN (model big parts).
+	CDN CDNConfig `yaml:"cdn"`
+	// Data is the trainer's and the ingest's data root.
+	Data DataConfig `yaml:"data"`
+	// Ingest is the annotation stream consumer.
+	Ingest IngestConfig `yaml:"ingest"`
+	// Trainer configures the trainer/augmenter plugin.
+	Trainer TrainerConfig `yaml:"trainer"`
+}
+
+// HTTPConfig is the TCP listener.
+type HTTPConfig struct {
+	// Addr is host:port; empty disables TCP. Default 127.0.0.1:8470.
+	Addr string `yaml:"addr"`
+	// TokenFile is a 0600 file holding the bearer token required when Addr is
+	// not a loopback address (env AZAION_HTTP_TOKEN overrides it).
+	TokenFile string `yaml:"token_file"`
+	// Token is filled from AZAION_HTTP_TOKEN or TokenFile; never from YAML.
+	Token Secret `yaml:"-"`
+}
+
+// SocketConfig is the Unix socket listener.
+type SocketConfig struct {
+	// Path of the socket; empty disables it. Default /run/azaion/azaion.sock.
+	Path string `yaml:"path"`
+	// Mode is the octal file mode, default 0660.
+	Mode FileMode `yaml:"mode"`
+	// Group owns the socket when it exists on the machine (default azaion).
+	Group string `yaml:"group"`
+}
+
+// PathsConfig are the daemon's folders.
+type PathsConfig struct {
+	// Models is the folder of plain local models served at start.
+	Models string `yaml:"models"`
+	// State holds the model store and other daemon state.
+	State string `yaml:"state"`
+	// Plugins is where azaion-plugin-* binaries are found.
+	Plugins string `yaml:"plugins"`
+}
+
+// LimitsConfig bounds requests.
+type LimitsConfig struct {
+	// MaxBodyBytes is the largest request body accepted (413 above).
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// MaxPixels is the largest decoded image (width*height) accepted (422 above).
+	MaxPixels int64 `yaml:"max_pixels"`
+	// QueueSize is how many requests may wait per model before 429.
+	QueueSize int `yaml:"queue_size"`
+	// RequestTimeout bounds one detection request end to end.
+	RequestTimeout time.Duration `yaml:"request_timeout"`
+}
+
+// ONNXConfig configures the ONNX Runtime backend.
+type ONNXConfig struct {
+	// Enabled launches the plugin (default true).
+	Enabled *bool `yaml:"enabled"`
+	// Library is the path of libonnxruntime.so (env AZAION_ORT_LIB).
+	Library string `yaml:"library"`
+	// IntraOpThreads is ORT's intra-op pool size (0 = min(2, cores)).
+	IntraOpThreads int `yaml:"intra_op_threads"`
+	// InterOpThreads is ORT's inter-op pool size (default 1).
+	InterOpThreads int `yaml:"inter_op_threads"`
+	// Spinning lets ORT threads spin while idle (default false).
+	Spinning bool `yaml:"spinning"`
+	// MaxBatch caps batches for dynamic-batch models (default 4).
+	MaxBatch int `yaml:"max_batch"`
+	// BatchWait is the longest a request waits for others to fill a batch.
+	BatchWait time.Duration `yaml:"batch_wait"`
+	// Providers are execution providers in order of preference: cpu, cuda, tensorrt.
+	Providers []string `yaml:"providers"`
+	// FallbackCPU allows running on CPU when a configured provider is missing.
+	FallbackCPU bool `yaml:"fallback_cpu"`
+}
+
+// LogConfig configures logging.
+type LogConfig struct {
+	// Level is debug, info, warn or error (env AZAION_LOG_LEVEL).
+	Level string `yaml:"level"`
+	// Format is text or json; empty picks json when stderr is not a TTY.
+	Format string `yaml:"format"`
+}
+
+// Default returns the configuration used when no file is given.
+func Default() Config {
+	c := Config{
+		HTTP:   HTTPConfig{Addr: "127.0.0.1:8470"},
+		Socket: SocketConfig{Path: "/run/azaion/azaion.sock", Mode: 0o660, Group: "azaion"},
+		Paths: PathsConfig{
+			Models:  "/var/lib/azaion/models-local",
+			State:   "/var/lib/azaion",
+			Plugins: "/usr/lib/azaion/plugins",
+		},
+		Limits: LimitsConfig{
+			MaxBodyBytes:   64 << 20,
+			MaxPixels:      100_000_000,
+			QueueSize:      64,
+			RequestTimeout: 60 * time.Second,
+		},
+		ONNX: ONNXConfig{
+			Library:        "/usr/lib/azaion/libonnxruntime.so.1",
+			InterOpThreads: 1,
+			MaxBatch:       4,
+			BatchWait:      2 * time.Millisecond,
+			Providers:      []string{"cpu"},
+		},
+		Log: LogConfig{Level: "info"},
+	}
+	c.API = defaultAPI()
+	c.CDN = defaultCDN()
+	c.Data = defaultData()
+	c.Ingest = defaultIngest()
+	c.Trainer = defaultTrainer()
+	return c
+}
+
+// Load reads the YAML file at path (if path is empty, only defaults and the
+// environment apply), then applies AZAION_* overrides and validates.
+// A missing file at DefaultPath is not an error; a missing explicit path is.
+func Load(path string, explicit bool) (*Config, error) {
+	c := Default()
+	if path != "" {
+		b, err := os.ReadFile(path)
+		switch {
+		case err == nil:
+			if err := decodeStrict(b, &c); err != nil {
+				return nil, fmt.Errorf("config %s: %w", path, err)
+			}
+		case errors.Is(err, os.ErrNotExist) && !explicit:
+		default:
+			return nil, fmt.Errorf("config: %w", err)
+		}
+	}
+	if err := c.applyEnv(os.LookupEnv); err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func decodeStrict(b []byte, c *Config) error {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
+}
+
+// LookupEnv is the signature of os.LookupEnv, so tests can pass their own.
+type LookupEnv func(string) (string, bool)
+
+func (c *Config) applyEnv(env LookupEnv) error {
+	str := func(key string, dst *string) {
+		if v, ok := env(key); ok {
+			*dst = v
+		}
+	}
+	str("AZAION_HTTP_ADDR", &c.HTTP.Addr)
+	str("AZAION_SOCKET", &c.Socket.Path)
+	str("AZAION_MODELS_DIR", &c.Paths.Models)
+	str("AZAION_STATE_DIR", &c.Paths.State)
+	str("AZAION_PLUGIN_DIR", &c.Paths.Plugins)
+	str("AZAION_ORT_LIB", &c.ONNX.Library)
+	str("AZAION_LOG_LEVEL", &c.Log.Level)
+	str("AZAION_LOG_FORMAT", &c.Log.Format)
+	if v, ok := env("AZAION_ONNX_THREADS"); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("config: AZAION_ONNX_THREADS: %q is not a number", v)
+		}
+		c.ONNX.IntraOpThreads = n
+	}
+	if v, ok := env("AZAION_HTTP_TOKEN"); ok {
+		c.HTTP.Token = Secret(v)
+	} else if c.HTTP.TokenFile != "" {
+		s, err := ReadSecretFile(c.HTTP.TokenFile)
+		if err != nil {
+			return fmt.Errorf("config: http.token_file: %w", err)
+		}
+		c.HTTP.Token = s
+	}
+	for _, f := range []func(LookupEnv) error{c.API.applyEnv, c.CDN.applyEnv, c.Data.applyEnv, c.Ingest.applyEnv, c.Trainer.applyEnv} {
+		if err := f(env); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Validate checks every field and returns an error naming the first bad one.
+func (c *Config) Validate() error {
+	if c.HTTP.Addr == "" && c.Socket.Path == "" {
+		return errors.New("config: http.addr and socket.path are both empty: nothing to listen on")
+	}
+	if c.HTTP.Addr != "" && !isLoopback(c.HTTP.Addr) && c.HTTP.Token == "" {
+		return fmt.Errorf("config: http.addr %q is not loopback: set http.token_file (mode 0600) or AZAION_HTTP_TOKEN", c.HTTP.Addr)
+	}
+	if c.Socket.Mode&^0o777 != 0 {
+		return fmt.Errorf("config: socket.mode %o is not a file mode", c.Socket.Mode)
+	}
+	if c.Paths.State == "" {
+		return errors.New("config: paths.state is empty")
+	}
+	if c.Limits.MaxBodyBytes <= 0 {
+		return errors.New("config: limits.max_body_bytes must be positive")
+	}
+	if c.Limits.MaxPixels <= 0 {
+		return errors.New("config: limits.max_pixels must be positive")
+	}
+	if c.Limits.QueueSize <= 0 {
+		return errors.New("config: limits.queue_size must be positive")
+	}
+	if c.Limits.RequestTimeout <= 0 {
+		return errors.New("config: limits.request_timeout must be positive")
+	}
+	if c.ONNX.IntraOpThreads < 0 || c.ONNX.InterOpThreads < 0 {
+		return errors.New("config: onnx.intra_op_threads and onnx.inter_op_threads must not be negative")
+	}
+	if c.ONNX.MaxBatch < 1 || c.ONNX.MaxBatch > 64 {
+		return fmt.Errorf("config: onnx.max_batch %d is out of range 1..64", c.ONNX.MaxBatch)
+	}
+	if c.ONNX.BatchWait < 0 || c.ONNX.BatchWait > time.Second {
+		return fmt.Errorf("config: onnx.batch_wait %s is out of range 0..1s", c.ONNX.BatchWait)
+	}
+	for _, p := range c.ONNX.Providers {
+		switch p {
+		case "cpu", "cuda", "tensorrt":
+		default:
+			return fmt.Errorf("config: onnx.providers: unknown provider %q (want cpu, cuda or tensorrt)", p)
+		}
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("config: log.level %q is not debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "", "text", "json":
+	default:
+		return fmt.Errorf("config: log.format %q is not text or json", c.Log.Format)
+	}
+	for _, f := range []func() error{c.API.validate, c.CDN.validate, c.Data.validate, c.Ingest.validate, c.Trainer.validate} {
+		if err := f(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ONNXEnabled reports whether the ONNX plugin should be launched.
+func (c *Config) ONNXEnabled() bool { return c.ONNX.Enabled == nil || *c.ONNX.Enabled }
+
+func isLoopback(addr string) bool {
+	host := addr
+	if i := strings.LastIndex(addr, ":"); i >= 0 {
+		host = addr[:i]
+	}
+	host = strings.Trim(host, "[]")
+	return host == "localhost" || strings.HasPrefix(host, "127.") || host == "::1"
+}
+
+// FileMode is an octal file mode in YAML ("0660" or 0660).
+type FileMode uint32
+
+// UnmarshalYAML parses an octal mode.
+func (m *FileMode) UnmarshalYAML(n *yaml.Node) error {
+	v, err := strconv.ParseUint(strings.TrimPrefix(n.Value, "0o"), 8, 32)
+	if err != nil {
+		return fmt.Errorf("line %d: mode %q is not octal", n.Line, n.Value)
+	}
+	*m = FileMode(v)
+	return nil
+}
