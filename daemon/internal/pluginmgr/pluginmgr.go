@@ -1,0 +1,369 @@
+// Package pluginmgr launches and supervises plugin processes for the daemon:
+// it verifies a plugin binary's SHA-256 before every launch, starts it with
+// hashicorp/go-plugin over gRPC with AutoMTLS, watches it (process exit and a
+// periodic health check), kills a plugin that hangs, and relaunches it with
+// exponential backoff. While a plugin is down, callers get ErrDown at once.
+// It is imported only by the daemon.
+package pluginmgr
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"time"
+
+	hclog "github.com/hashicorp/go-hclog"
+	goplugin "github.com/hashicorp/go-plugin"
+
+	sdkplugin "github.com/azaion/edge/sdk/plugin"
+)
+
+// ErrDown is returned while the plugin is not running.
+var ErrDown = errors.New("plugin is not running")
+
+// State is a plugin's lifecycle state.
+type State string
+
+// States.
+const (
+	StateStarting State = "starting"
+	StateReady    State = "ready"
+	StateDown     State = "down"
+	StateStopped  State = "stopped"
+)
+
+// Spec says how to launch one plugin.
+type Spec struct {
+	// Name is the plugin's short name (onnx, trainer); logs carry it.
+	Name string
+	// Path is the plugin binary. Its expected SHA-256 (hex) is read from
+	// Path + ".sha256", written at build or install time.
+	Path string
+	// Plugins is the go-plugin set on the daemon side (Impl nil).
+	Plugins goplugin.PluginSet
+	// Dispense names the plugin in Plugins to dispense.
+	Dispense string
+	// Env is added to the plugin's environment (the daemon's is not passed
+	// on, except PATH, HOME, TMPDIR and LANG).
+	Env []string
+	// OnStart runs after every (re)launch with the dispensed plugin, before
+	// the plugin is marked ready; the daemon reloads models here. An error
+	// kills the plugin and counts as a failed launch.
+	OnStart func(ctx context.Context, impl any) error
+	// Health checks a running plugin; nil disables the periodic check.
+	Health func(ctx context.Context, impl any) error
+	// HealthEvery is the health check period (default 5s); HealthTimeout
+	// bounds one check (default 3s); after HealthFailures consecutive
+	// failures (default 3) the plugin is killed and relaunched.
+	HealthEvery    time.Duration
+	HealthTimeout  time.Duration
+	HealthFailures int
+	// MinBackoff and MaxBackoff bound the relaunch delay (defaults 250ms, 30s).
+	MinBackoff time.Duration
+	MaxBackoff time.Duration
+	// LogLevel is the level given to the plugin's re-logged output.
+	LogLevel string
+}
+
+// Status is a snapshot of a plugin for the API.
+type Status struct {
+	Name      string    `json:"name"`
+	State     State     `json:"state"`
+	Path      string    `json:"path"`
+	PID       int       `json:"pid,omitempty"`
+	Restarts  int       `json:"restarts"`
+	LastError string    `json:"last_error,omitempty"`
+	Since     time.Time `json:"since"`
+}
+
+// Plugin supervises one plugin process.
+type Plugin struct {
+	spec Spec
+	log  *slog.Logger
+
+	mu       sync.Mutex
+	state    State
+	client   *goplugin.Client
+	impl     any
+	pid      int
+	restarts int
+	lastErr  string
+	since    time.Time
+	kick     chan struct{} // closed or sent to make the supervisor relaunch now
+	readyCh  chan struct{} // closed when the plugin becomes ready; replaced when it goes down
+}
+
+// New returns a supervisor for spec; Run starts it.
+func New(spec Spec, log *slog.Logger) *Plugin {
+	if spec.HealthEvery == 0 {
+		spec.HealthEvery = 5 * time.Second
+	}
+	if spec.HealthTimeout == 0 {
+		spec.HealthTimeout = 3 * time.Second
+	}
+	if spec.HealthFailures == 0 {
+		spec.HealthFailures = 3
+	}
+	if spec.MinBackoff == 0 {
+		spec.MinBackoff = 250 * time.Millisecond
+	}
+	if spec.MaxBackoff == 0 {
+		spec.MaxBackoff = 30 * time.Second
+	}
+	return &Plugin{spec: spec, log: log.With("plugin", spec.Name), state: StateStarting,
+		since: time.Now(), kick: make(chan struct{}, 1), readyCh: make(chan struct{})}
+}
+
+// Name returns the plugin's name.
+func (p *Plugin) Name() string { return p.spec.Name }
+
+// Get returns the dispensed plugin when it is ready, else ErrDown with the
+// reason.
+func (p *Plugin) Get() (any, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.state != StateReady {
+		if p.lastErr != "" {
+			return nil, fmt.Errorf("%w: %s %s (%s)", ErrDown, p.spec.Name, p.state, p.lastErr)
+		}
+		return nil, fmt.Errorf("%w: %s %s", ErrDown, p.spec.Name, p.state)
+	}
+	return p.impl, nil
+}
+
+// Ready returns a channel closed when the plugin is (next) ready.
+func (p *Plugin) Ready() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.readyCh
+}
+
+// Status returns a snapshot.
+func (p *Plugin) Status() Status {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return Status{Name: p.spec.Name, State: p.state, Path: p.spec.Path, PID: p.pid,
+		Restarts: p.restarts, LastError: p.lastErr, Since: p.since}
+}
+
+// Fail reports that a call to the plugin found it broken (connection lost).
+// The supervisor checks the process at once instead of at the next tick.
+func (p *Plugin) Fail() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run launches the plugin and keeps it running until ctx ends, then kills it.
+func (p *Plugin) Run(ctx context.Context) {
+	backoff := p.spec.MinBackoff
+	for {
+		started := time.Now()
+		err := p.runOnce(ctx)
+		if ctx.Err() != nil {
+			p.setState(StateStopped, "")
+			return
+		}
+		msg := "plugin exited"
+		if err != nil {
+			msg = err.Error()
+		}
+		if time.Since(started) > time.Minute {
+			backoff = p.spec.MinBackoff // it ran fine for a while: start over
+		}
+		p.mu.Lock()
+		p.restarts++
+		p.mu.Unlock()
+		p.setState(StateDown, msg)
+		p.log.Warn("plugin down, relaunching", "error", msg, "backoff", backoff)
+		select {
+		case <-ctx.Done():
+			p.setState(StateStopped, "")
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, p.spec.MaxBackoff)
+	}
+}
+
+// runOnce launches the plugin, waits until it dies, hangs or ctx ends, and
+// always leaves the process killed.
+func (p *Plugin) runOnce(ctx context.Context) error {
+	p.setState(StateStarting, "")
+	sum, err := expectedChecksum(p.spec.Path)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(p.spec.Path)
+	cmd.Env = append(baseEnv(), p.spec.Env...)
+	client := goplugin.NewClient(&goplugin.ClientConfig{
+		HandshakeConfig:  sdkplugin.Handshake,
+		Plugins:          p.spec.Plugins,
+		Cmd:              cmd,
+		SkipHostEnv:      true,
+		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
+		AutoMTLS:         true,
+		SecureConfig:     &goplugin.SecureConfig{Checksum: sum, Hash: sha256.New()},
+		GRPCDialOptions:  sdkplugin.DialOptions(),
+		Logger:           newPluginLogger(p.spec.Name, p.spec.LogLevel),
+		StartTimeout:     30 * time.Second,
+	})
+	defer client.Kill()
+	rpc, err := client.Client()
+	if err != nil {
+		return fmt.Errorf("launch %s: %w", p.spec.Path, err)
+	}
+	impl, err := rpc.Dispense(p.spec.Dispense)
+	if err != nil {
+		return fmt.Errorf("dispense %s: %w", p.spec.Dispense, err)
+	}
+	pid := 0
+	if rc := client.ReattachConfig(); rc != nil {
+		pid = rc.Pid
+	}
+	p.mu.Lock()
+	p.client, p.impl, p.pid = client, impl, pid
+	p.mu.Unlock()
+	p.log.Info("plugin started", "pid", pid, "path", p.spec.Path)
+	if p.spec.OnStart != nil {
+		if err := p.spec.OnStart(ctx, impl); err != nil {
+			return fmt.Errorf("start %s: %w", p.spec.Name, err)
+		}
+	}
+	p.setState(StateReady, "")
+	return p.watch(ctx, client, impl)
+}
+
+func (p *Plugin) watch(ctx context.Context, client *goplugin.Client, impl any) error {
+	tick := time.NewTicker(min(p.spec.HealthEvery, 500*time.Millisecond))
+	defer tick.Stop()
+	lastHealth := time.Now()
+	failures := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-p.kick:
+		case <-tick.C:
+		}
+		if client.Exited() {
+			return errors.New("plugin process exited")
+		}
+		if p.spec.Health == nil || time.Since(lastHealth) < p.spec.HealthEvery {
+			continue
+		}
+		lastHealth = time.Now()
+		hctx, cancel := context.WithTimeout(ctx, p.spec.HealthTimeout)
+		err := p.spec.Health(hctx, impl)
+		cancel()
+		if err == nil {
+			failures = 0
+			continue
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		failures++
+		p.log.Warn("plugin health check failed", "error", err, "failures", failures)
+		if failures >= p.spec.HealthFailures {
+			return fmt.Errorf("plugin unhealthy after %d checks: %w", failures, err)
+		}
+	}
+}
+
+func (p *Plugin) setState(s State, lastErr string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if s == p.state && lastErr == "" {
+		return
+	}
+	wasReady := p.state == StateReady
+	p.state, p.since = s, time.Now()
+	if lastErr != "" {
+		p.lastErr = lastErr
+	}
+	switch {
+	case s == StateReady:
+		p.lastErr = ""
+		close(p.readyCh)
+	case wasReady:
+		p.readyCh = make(chan struct{})
+	}
+	if s != StateReady {
+		p.impl, p.pid = nil, 0
+	}
+}
+
+// expectedChecksum reads the hex SHA-256 in path+".sha256" ("<hex>" or
+// "<hex>  <file>", as sha256sum writes it).
+func expectedChecksum(path string) ([]byte, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("plugin binary: %w", err)
+	}
+	b, err := os.ReadFile(path + ".sha256")
+	if err != nil {
+		return nil, fmt.Errorf("plugin checksum: %w (the build writes it; refusing to launch an unverified binary)", err)
+	}
+	fields := strings.Fields(string(b))
+	if len(fields) == 0 {
+		return nil, fmt.Errorf("plugin checksum %s.sha256 is empty", path)
+	}
+	sum, err := hex.DecodeString(fields[0])
+	if err != nil || len(sum) != sha256.Size {
+		return nil, fmt.Errorf("plugin checksum %s.sha256 is not a hex SHA-256", path)
+	}
+	return sum, nil
+}
+
+// FileSHA256 returns the hex SHA-256 of a file.
+func FileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// baseEnv is the part of the daemon's environment a plugin inherits: no
+// credentials travel to plugins by accident.
+func baseEnv() []string {
+	var env []string
+	for _, k := range []string{"PATH", "HOME", "TMPDIR", "LANG", "LD_LIBRARY_PATH", "AZAION_LOG_LEVEL"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
+}
+
+// newPluginLogger re-logs a plugin's output under "plugin.<name>".
+func newPluginLogger(name, level string) hclog.Logger {
+	if level == "" {
+		level = "info"
+	}
+	return hclog.New(&hclog.LoggerOptions{
+		Name:       "plugin." + name,
+		Level:      hclog.LevelFromString(level),
+		Output:     os.Stderr,
+		JSONFormat: !isTerminal(os.Stderr),
+	})
+}
+
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

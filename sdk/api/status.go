@@ -1,0 +1,87 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"time"
+)
+
+// Model is one entry of GET /v1/models.
+type Model struct {
+	Name    string `json:"name"`
+	Version string `json:"version,omitempty"`
+	Backend string `json:"backend"`
+	// Origin says where the model comes from (file:PATH, store).
+	Origin string `json:"origin"`
+	// State is loading, ready or failed.
+	State    string  `json:"state"`
+	Error    string  `json:"error,omitempty"`
+	Device   string  `json:"device,omitempty"`
+	MaxBatch int     `json:"max_batch,omitempty"`
+	WarmupMS float64 `json:"warmup_ms,omitempty"`
+	Format   string  `json:"format,omitempty"`
+	Input    string  `json:"input,omitempty"` // e.g. "640x640"
+	Output   string  `json:"output,omitempty"`
+	Classes  int     `json:"classes,omitempty"`
+}
+
+// ModelsResponse is the body of GET /v1/models.
+type ModelsResponse struct {
+	Models []Model `json:"models"`
+	// Hint says how to add a model when there are none.
+	Hint string `json:"hint,omitempty"`
+}
+
+// Backend is one entry of GET /v1/backends.
+type Backend struct {
+	Name      string          `json:"name"`
+	State     string          `json:"state"`
+	PID       int             `json:"pid,omitempty"`
+	Restarts  int             `json:"restarts"`
+	LastError string          `json:"last_error,omitempty"`
+	Since     time.Time       `json:"since"`
+	Version   string          `json:"version,omitempty"`
+	Devices   []BackendDevice `json:"devices,omitempty"`
+	Formats   []string        `json:"formats,omitempty"`
+	Providers []string        `json:"providers,omitempty"`
+}
+
+// BackendDevice is a compute device of a backend.
+type BackendDevice struct {
+	ID          string `json:"id"`
+	Kind        string `json:"kind"`
+	Name        string `json:"name"`
+	MemoryTotal uint64 `json:"memory_total,omitempty"`
+	MemoryFree  uint64 `json:"memory_free,omitempty"`
+	Compute     string `json:"compute,omitempty"`
+	UUID        string `json:"uuid,omitempty"`
+}
+
+// BackendsResponse is the body of GET /v1/backends.
+type BackendsResponse struct {
+	Backends []Backend `json:"backends"`
+}
+
+// Readiness is the body of GET /readyz and GET /healthz.
+type Readiness struct {
+	Status  string   `json:"status"` // ok or not_ready
+	Reasons []string `json:"reasons,omitempty"`
+}
+
+// Models lists the daemon's models.
+func (c *Client) Models(ctx context.Context) (*ModelsResponse, error) {
+	var out ModelsResponse
+	return &out, c.Do(ctx, http.MethodGet, "/v1/models", nil, "", &out)
+}
+
+// Backends lists the daemon's backends.
+func (c *Client) Backends(ctx context.Context) (*BackendsResponse, error) {
+	var out BackendsResponse
+	return &out, c.Do(ctx, http.MethodGet, "/v1/backends", nil, "", &out)
+}
+
+// Ready returns nil when the daemon is ready, else a *StatusError (503)
+// whose message lists the reasons.
+func (c *Client) Ready(ctx context.Context) error {
+	return c.Do(ctx, http.MethodGet, "/readyz", nil, "", nil)
+}

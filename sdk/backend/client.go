@@ -1,0 +1,127 @@
+package backend
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"google.golang.org/grpc"
+
+	pb "github.com/azaion/edge/sdk/backend/proto"
+	"github.com/azaion/edge/sdk/model"
+	sdkplugin "github.com/azaion/edge/sdk/plugin"
+)
+
+// Client is a Backend that calls a plugin over gRPC.
+type Client struct {
+	c pb.BackendClient
+}
+
+var _ Backend = (*Client)(nil)
+
+// NewClient returns a Backend over an established gRPC connection.
+func NewClient(conn grpc.ClientConnInterface) *Client {
+	return &Client{c: pb.NewBackendClient(conn)}
+}
+
+// Info implements Backend.
+func (c *Client) Info(ctx context.Context) (*Info, error) {
+	r, err := c.c.Info(ctx, &pb.InfoRequest{})
+	if err != nil {
+		return nil, fromStatus("info", err)
+	}
+	info := &Info{Name: r.Name, Version: r.Version, APIVersions: r.ApiVersions, Formats: r.Formats, Providers: r.Providers}
+	for _, d := range r.Devices {
+		info.Devices = append(info.Devices, Device{ID: d.Id, Kind: d.Kind, Name: d.Name,
+			MemoryTotal: d.MemoryTotal, MemoryFree: d.MemoryFree, Compute: d.Compute, UUID: d.Uuid})
+	}
+	return info, nil
+}
+
+// Load implements Backend: the descriptor travels in the first message, the
+// model bytes follow in chunks of sdk/plugin.ChunkSize.
+func (c *Client) Load(ctx context.Context, desc model.Descriptor, data []byte) (*LoadResult, error) {
+	dj, err := json.Marshal(desc)
+	if err != nil {
+		return nil, err
+	}
+	stream, err := c.c.Load(ctx)
+	if err != nil {
+		return nil, fromStatus("load", err)
+	}
+	first := &pb.LoadChunk{DescriptorJson: dj, TotalSize: uint64(len(data))}
+	for off := 0; ; {
+		end := min(off+sdkplugin.ChunkSize, len(data))
+		msg := first
+		if msg == nil {
+			msg = &pb.LoadChunk{}
+		}
+		msg.Data = data[off:end]
+		first = nil
+		if err := stream.Send(msg); err != nil {
+			// The server ended the stream: its status says why.
+			_, rerr := stream.CloseAndRecv()
+			if rerr != nil {
+				return nil, fromStatus("load", rerr)
+			}
+			return nil, fromStatus("load", err)
+		}
+		off = end
+		if off >= len(data) {
+			break
+		}
+	}
+	r, err := stream.CloseAndRecv()
+	if err != nil {
+		return nil, fromStatus("load", err)
+	}
+	res := &LoadResult{Handle: r.Handle, Device: r.Device, DeviceBytes: r.DeviceBytes,
+		Warmup: time.Duration(r.WarmupNs), MaxBatch: int(r.MaxBatch)}
+	if err := json.Unmarshal(r.DescriptorJson, &res.Descriptor); err != nil {
+		return nil, fmt.Errorf("backend load: resolved descriptor: %w", err)
+	}
+	return res, nil
+}
+
+// Detect implements Backend.
+func (c *Client) Detect(ctx context.Context, handle string, images [][]byte, p DetectParams) ([]ImageResult, error) {
+	r, err := c.c.Detect(ctx, &pb.DetectRequest{Handle: handle, Images: images, Params: paramsToPB(p)})
+	if err != nil {
+		return nil, fromStatus("detect", err)
+	}
+	if len(r.Results) != len(images) {
+		return nil, fmt.Errorf("backend detect: %d results for %d images", len(r.Results), len(images))
+	}
+	out := make([]ImageResult, len(r.Results))
+	for i, ir := range r.Results {
+		out[i] = resultFromPB(ir)
+	}
+	return out, nil
+}
+
+// Unload implements Backend.
+func (c *Client) Unload(ctx context.Context, handle string) error {
+	_, err := c.c.Unload(ctx, &pb.UnloadRequest{Handle: handle})
+	return fromStatus("unload", err)
+}
+
+// Health implements Backend.
+func (c *Client) Health(ctx context.Context) error {
+	_, err := c.c.Health(ctx, &pb.HealthRequest{})
+	return fromStatus("health", err)
+}
+
+// Stats implements Backend.
+func (c *Client) Stats(ctx context.Context) (*Stats, error) {
+	r, err := c.c.Stats(ctx, &pb.StatsRequest{})
+	if err != nil {
+		return nil, fromStatus("stats", err)
+	}
+	st := &Stats{}
+	for _, m := range r.Models {
+		st.Models = append(st.Models, ModelStats{Handle: m.Handle, Name: m.Name, Requests: m.Requests,
+			Images: m.Images, Batches: m.Batches, Errors: m.Errors, Busy: time.Duration(m.BusyNs)})
+	}
+	return st, nil
+}

@@ -1,0 +1,132 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/azaion/edge/sdk/backend/proto"
+	"github.com/azaion/edge/sdk/yolo"
+)
+
+// toStatus maps a backend error to a gRPC status, once, at the edge.
+func toStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	code := codes.Internal
+	switch {
+	case errors.Is(err, ErrUnknownHandle):
+		code = codes.NotFound
+	case errors.Is(err, ErrBadModel):
+		code = codes.InvalidArgument
+	case errors.Is(err, ErrUnsupported):
+		code = codes.FailedPrecondition
+	case errors.Is(err, ErrUnavailable):
+		code = codes.Unavailable
+	case errors.Is(err, context.Canceled):
+		code = codes.Canceled
+	case errors.Is(err, context.DeadlineExceeded):
+		code = codes.DeadlineExceeded
+	}
+	return status.Error(code, err.Error())
+}
+
+// fromStatus maps a gRPC status back to a wrapped sentinel error, keeping
+// the plugin's message.
+func fromStatus(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return fmt.Errorf("backend %s: %w", op, err)
+	}
+	var sentinel error
+	switch st.Code() {
+	case codes.NotFound:
+		sentinel = ErrUnknownHandle
+	case codes.InvalidArgument:
+		sentinel = ErrBadModel
+	case codes.FailedPrecondition:
+		sentinel = ErrUnsupported
+	case codes.Unavailable:
+		sentinel = ErrUnavailable
+	case codes.Canceled:
+		sentinel = context.Canceled
+	case codes.DeadlineExceeded:
+		sentinel = context.DeadlineExceeded
+	default:
+		return fmt.Errorf("backend %s: %s", op, st.Message())
+	}
+	return &remoteError{sentinel: sentinel, msg: st.Message()}
+}
+
+// remoteError is an error that came from the plugin: its message is the
+// plugin's, and errors.Is matches the sentinel it maps to.
+type remoteError struct {
+	sentinel error
+	msg      string
+}
+
+func (e *remoteError) Error() string { return e.msg }
+func (e *remoteError) Unwrap() error { return e.sentinel }
+
+func paramsToPB(p DetectParams) *pb.DetectParams {
+	out := &pb.DetectParams{Conf: p.Conf, Iou: p.IoU, MaxDet: int32(p.MaxDet), MaxPixels: p.MaxPixels}
+	for _, c := range p.Classes {
+		out.Classes = append(out.Classes, int32(c))
+	}
+	return out
+}
+
+func paramsFromPB(p *pb.DetectParams) DetectParams {
+	var out DetectParams
+	if p == nil {
+		return out
+	}
+	out.Conf, out.IoU, out.MaxDet, out.MaxPixels = p.Conf, p.Iou, int(p.MaxDet), p.MaxPixels
+	for _, c := range p.Classes {
+		out.Classes = append(out.Classes, int(c))
+	}
+	return out
+}
+
+func resultToPB(r ImageResult) *pb.ImageResult {
+	out := &pb.ImageResult{
+		Width: int32(r.Width), Height: int32(r.Height), BatchSize: int32(r.BatchSize),
+		Timings: &pb.Timings{
+			QueueNs: int64(r.Timings.Queue), DecodeNs: int64(r.Timings.Decode),
+			PreprocessNs: int64(r.Timings.Preprocess), InferNs: int64(r.Timings.Infer), PostNs: int64(r.Timings.Post),
+		},
+		Detections: make([]*pb.Detection, len(r.Detections)),
+	}
+	for i, d := range r.Detections {
+		out.Detections[i] = &pb.Detection{ClassId: int32(d.ClassID), Score: d.Score, X1: d.Box.X1, Y1: d.Box.Y1, X2: d.Box.X2, Y2: d.Box.Y2}
+	}
+	if r.Err != nil {
+		out.Error = &pb.ImageError{Code: r.Err.Code, Message: r.Err.Message}
+	}
+	return out
+}
+
+func resultFromPB(r *pb.ImageResult) ImageResult {
+	out := ImageResult{Width: int(r.Width), Height: int(r.Height), BatchSize: int(r.BatchSize),
+		Detections: make([]yolo.Detection, len(r.Detections))}
+	if t := r.Timings; t != nil {
+		out.Timings = Timings{Queue: time.Duration(t.QueueNs), Decode: time.Duration(t.DecodeNs),
+			Preprocess: time.Duration(t.PreprocessNs), Infer: time.Duration(t.InferNs), Post: time.Duration(t.PostNs)}
+	}
+	for i, d := range r.Detections {
+		out.Detections[i] = yolo.Detection{ClassID: int(d.ClassId), Score: d.Score,
+			Box: yolo.Box{X1: d.X1, Y1: d.Y1, X2: d.X2, Y2: d.Y2}}
+	}
+	if r.Error != nil {
+		out.Err = &ImageError{Code: r.Error.Code, Message: r.Error.Message}
+	}
+	return out
+}

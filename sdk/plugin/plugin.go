@@ -1,0 +1,89 @@
+// Package plugin holds what every Azaion Edge plugin process shares with the
+// daemon, whatever its kind: the go-plugin handshake, gRPC message limits,
+// the environment variable that carries a plugin's configuration, and Serve.
+// Plugin-kind packages (sdk/backend, sdk/trainer) build on it.
+package plugin
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+
+	hclog "github.com/hashicorp/go-hclog"
+	goplugin "github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+)
+
+// Handshake is the go-plugin handshake every Azaion plugin and the daemon
+// share. It is not a secret: it only stops a plugin binary from being run by
+// hand by mistake.
+var Handshake = goplugin.HandshakeConfig{
+	ProtocolVersion:  1,
+	MagicCookieKey:   "AZAION_PLUGIN_MAGIC",
+	MagicCookieValue: "8f1d1c2e-azaion-edge-plugin",
+}
+
+// ConfigEnv is the environment variable through which the daemon hands a
+// plugin its configuration, as JSON.
+const ConfigEnv = "AZAION_PLUGIN_CONFIG"
+
+// MaxMessageSize is the gRPC message limit on both sides (images travel in
+// Detect requests; models are streamed in chunks of ChunkSize).
+const MaxMessageSize = 256 << 20
+
+// ChunkSize is the size of a streamed model chunk.
+const ChunkSize = 1 << 20
+
+// ServerOptions are the gRPC server options plugins serve with.
+func ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{grpc.MaxRecvMsgSize(MaxMessageSize), grpc.MaxSendMsgSize(MaxMessageSize)}
+}
+
+// DialOptions are the gRPC dial options the daemon connects with.
+func DialOptions() []grpc.DialOption {
+	return []grpc.DialOption{grpc.WithDefaultCallOptions(
+		grpc.MaxCallRecvMsgSize(MaxMessageSize), grpc.MaxCallSendMsgSize(MaxMessageSize))}
+}
+
+// Serve serves the given plugins over gRPC; it returns when the daemon
+// disconnects. Call it from a plugin's main.
+func Serve(plugins goplugin.PluginSet, log hclog.Logger) {
+	goplugin.Serve(&goplugin.ServeConfig{
+		HandshakeConfig: Handshake,
+		Plugins:         plugins,
+		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
+			return grpc.NewServer(append(opts, ServerOptions()...)...)
+		},
+		Logger: log,
+	})
+}
+
+// NewLogger returns the JSON hclog logger plugins log with, so go-plugin
+// keeps levels when it re-logs plugin output in the daemon.
+func NewLogger(name string) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{
+		Name:       name,
+		Level:      hclog.LevelFromString(envOr("AZAION_LOG_LEVEL", "info")),
+		JSONFormat: true,
+		Output:     os.Stderr,
+	})
+}
+
+// DecodeConfig reads the JSON in ConfigEnv into dst (left as is when unset).
+func DecodeConfig(dst any) error {
+	s := os.Getenv(ConfigEnv)
+	if s == "" {
+		return nil
+	}
+	if err := json.Unmarshal([]byte(s), dst); err != nil {
+		return fmt.Errorf("plugin config %s: %w", ConfigEnv, err)
+	}
+	return nil
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
