@@ -58,6 +58,9 @@ type augmenter struct {
 }
 
 func newAugmenter(root string, p sdk.AugmentParams, log hclog.Logger) (*augmenter, error) {
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
 	a := &augmenter{root: root, in: filepath.Join(root, DirData), out: filepath.Join(root, DirProcessed), p: p, log: log}
 	a.tmp = filepath.Join(a.out, dirTmp)
 	// A previous run killed mid-write may have left temporary files: they
