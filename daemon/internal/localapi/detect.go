@@ -1,0 +1,252 @@
+package localapi
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	_ "image/gif"  // register decoders for DecodeConfig
+	_ "image/jpeg" // register decoders for DecodeConfig
+	_ "image/png"  // register decoders for DecodeConfig
+	"io"
+	"math"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	_ "golang.org/x/image/bmp"  // register decoders for DecodeConfig
+	_ "golang.org/x/image/tiff" // register decoders for DecodeConfig
+	_ "golang.org/x/image/webp" // register decoders for DecodeConfig
+
+	"github.com/azaion/edge/sdk/api"
+	"github.com/azaion/edge/sdk/backend"
+	"github.com/azaion/edge/sdk/classes"
+	"github.com/azaion/edge/sdk/yolo"
+)
+
+var (
+	errBadRequest = errors.New("bad request")
+	errNotImage   = errors.New("not an image")
+	errBadImage   = errors.New("unusable image")
+)
+
+// minImageSide is the smallest width or height accepted.
+const minImageSide = 2
+
+func (s *Server) handleDetect(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	model := ""
+	status := api.CodeInternal
+	defer func() { s.metrics.observeRequest(model, status, time.Since(start)) }()
+	fail := func(err error) {
+		status = codeFor(err)
+		s.metrics.requestErrors.WithLabelValues(status).Inc()
+		WriteError(w, status, err.Error())
+	}
+
+	img, err := readImage(w, r, s.opts.MaxBodyBytes)
+	if err != nil {
+		fail(err)
+		return
+	}
+	model = queryOrForm(r, "model")
+	params, err := parseParams(r)
+	if err != nil {
+		fail(err)
+		return
+	}
+	cfg, err := checkImage(img, s.opts.MaxPixels)
+	if err != nil {
+		fail(err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.opts.RequestTimeout)
+	defer cancel()
+	res, err := s.opts.Sched.Detect(ctx, model, [][]byte{img}, backend.DetectParams{Params: params, MaxPixels: s.opts.MaxPixels})
+	if err != nil {
+		fail(err)
+		return
+	}
+	ir := res.Images[0]
+	if ir.Err != nil {
+		fail(imageError(ir.Err))
+		return
+	}
+	model = res.Model.Name
+	status = "ok"
+	resp := api.DetectResponse{
+		Model: res.Model.Name, Version: res.Model.Version, Backend: res.Model.Backend, Device: res.Model.Device,
+		Image:      api.ImageSize{Width: ir.Width, Height: ir.Height},
+		Detections: toAPIDetections(ir.Detections, res.Model.Descriptor.Classes),
+		BatchSize:  ir.BatchSize,
+	}
+	if resp.Image.Width == 0 {
+		resp.Image = api.ImageSize{Width: cfg.Width, Height: cfg.Height}
+	}
+	t := ir.Timings
+	resp.TimingsMS = api.TimingsMS{
+		Queue: api.MS(res.Queue + t.Queue), Decode: api.MS(t.Decode), Preprocess: api.MS(t.Preprocess),
+		Infer: api.MS(t.Infer), Postprocess: api.MS(t.Post), Total: api.MS(time.Since(start)),
+	}
+	s.metrics.observeStages(res.Model.Name, res.Queue+t.Queue, t.Infer, ir.BatchSize)
+	WriteJSON(w, http.StatusOK, resp)
+}
+
+// readImage returns the image bytes from a multipart field "image" or the raw body.
+func readImage(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
+	ct := r.Header.Get("Content-Type")
+	mt, _, _ := mime.ParseMediaType(ct)
+	if mt == "multipart/form-data" {
+		if err := r.ParseMultipartForm(min(limit, 32<<20)); err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return nil, err
+			}
+			return nil, fmt.Errorf("%w: multipart body: %v", errBadRequest, err)
+		}
+		fhs := r.MultipartForm.File["image"]
+		if len(fhs) == 0 {
+			return nil, fmt.Errorf("%w: multipart body has no file field \"image\"", errBadRequest)
+		}
+		f, err := fhs[0].Open()
+		if err != nil {
+			return nil, fmt.Errorf("%w: field image: %v", errBadRequest, err)
+		}
+		defer f.Close()
+		b, err := io.ReadAll(f)
+		if err != nil {
+			return nil, fmt.Errorf("%w: field image: %v", errBadRequest, err)
+		}
+		if len(b) == 0 {
+			return nil, fmt.Errorf("%w: field image is empty", errBadRequest)
+		}
+		return b, nil
+	}
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, fmt.Errorf("request body is over the %d-byte limit: %w", limit, err)
+		}
+		return nil, fmt.Errorf("%w: read body: %v", errBadRequest, err)
+	}
+	if len(b) == 0 {
+		return nil, fmt.Errorf("%w: empty body: send the image as the body or as multipart field \"image\"", errBadRequest)
+	}
+	return b, nil
+}
+
+// imageMagic reports whether b starts like an image format the backends decode.
+func imageMagic(b []byte) bool {
+	prefixes := [][]byte{
+		{0xFF, 0xD8, 0xFF},    // JPEG
+		{0x89, 'P', 'N', 'G'}, // PNG
+		[]byte("GIF8"),        // GIF
+		[]byte("BM"),          // BMP
+		{'I', 'I', 0x2A, 0},   // TIFF little-endian
+		{'M', 'M', 0, 0x2A},   // TIFF big-endian
+	}
+	for _, p := range prefixes {
+		if bytes.HasPrefix(b, p) {
+			return true
+		}
+	}
+	return len(b) >= 12 && string(b[0:4]) == "RIFF" && string(b[8:12]) == "WEBP"
+}
+
+// checkImage reads the image header only: it rejects what is not an image
+// (415), and images whose header is unreadable or whose size is out of
+// bounds (422), before anything allocates the decoded pixels.
+func checkImage(b []byte, maxPixels int64) (image.Config, error) {
+	if !imageMagic(b) {
+		return image.Config{}, fmt.Errorf("%w: the body is %s, not a JPEG, PNG, BMP, GIF, TIFF or WebP image", errNotImage, http.DetectContentType(b))
+	}
+	cfg, format, err := image.DecodeConfig(bytes.NewReader(b))
+	if err != nil {
+		return cfg, fmt.Errorf("%w: cannot read the image header: %v", errBadImage, err)
+	}
+	if cfg.Width < minImageSide || cfg.Height < minImageSide {
+		return cfg, fmt.Errorf("%w: %s image is %dx%d pixels; the smallest accepted is %dx%d", errBadImage, format, cfg.Width, cfg.Height, minImageSide, minImageSide)
+	}
+	if int64(cfg.Width)*int64(cfg.Height) > maxPixels {
+		return cfg, fmt.Errorf("%w: %s image is %dx%d = %d pixels, over the limit of %d", errBadImage, format, cfg.Width, cfg.Height, int64(cfg.Width)*int64(cfg.Height), maxPixels)
+	}
+	return cfg, nil
+}
+
+func imageError(e *backend.ImageError) error {
+	return fmt.Errorf("%w: %s", errBadImage, e.Message)
+}
+
+func parseParams(r *http.Request) (yolo.Params, error) {
+	p := yolo.Params{Conf: yolo.DefaultConf, IoU: yolo.DefaultIoU, MaxDet: yolo.DefaultMaxDet}
+	unit := func(key string, dst *float32) error {
+		v := queryOrForm(r, key)
+		if v == "" {
+			return nil
+		}
+		f, err := strconv.ParseFloat(v, 32)
+		if err != nil || math.IsNaN(f) || f < 0 || f > 1 {
+			return fmt.Errorf("%w: %s=%q: want a number from 0 to 1", errBadRequest, key, v)
+		}
+		*dst = float32(f)
+		return nil
+	}
+	if err := unit("conf", &p.Conf); err != nil {
+		return p, err
+	}
+	if err := unit("iou", &p.IoU); err != nil {
+		return p, err
+	}
+	if v := queryOrForm(r, "max_det"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 10000 {
+			return p, fmt.Errorf("%w: max_det=%q: want an integer from 1 to 10000", errBadRequest, v)
+		}
+		p.MaxDet = n
+	}
+	if v := queryOrForm(r, "classes"); v != "" {
+		for _, f := range strings.Split(v, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 0 || n > 100000 {
+				return p, fmt.Errorf("%w: classes=%q: want comma-separated class ids", errBadRequest, v)
+			}
+			p.Classes = append(p.Classes, n)
+		}
+	}
+	return p, nil
+}
+
+// toAPIDetections attaches labels (and, for the Azaion class system, the
+// weather mode) to the backend's detections.
+func toAPIDetections(ds []yolo.Detection, names []string) []api.Detection {
+	azaion := isAzaionClasses(names)
+	out := make([]api.Detection, len(ds))
+	for i, d := range ds {
+		ad := api.Detection{ClassID: d.ClassID, Score: round4(float64(d.Score)),
+			Box: api.Box{X1: round2(d.Box.X1), Y1: round2(d.Box.Y1), X2: round2(d.Box.X2), Y2: round2(d.Box.Y2)}}
+		if d.ClassID >= 0 && d.ClassID < len(names) {
+			ad.Label = names[d.ClassID]
+		} else {
+			ad.Label = strconv.Itoa(d.ClassID)
+		}
+		if azaion {
+			if base, w, ok := classes.Split(d.ClassID); ok {
+				ad.Label, ad.Weather = classes.Base[base], w.String()
+			}
+		}
+		out[i] = ad
+	}
+	return out
+}
+
+func isAzaionClasses(names []string) bool {
+	return len(names) >= classes.NumBase && names[0] == classes.Name(0) && names[1] == classes.Name(1)
+}
+
+func round2(f float32) float64 { return math.Round(float64(f)*100) / 100 }
+func round4(f float64) float64 { return math.Round(f*10000) / 10000 }

@@ -1,0 +1,243 @@
+// Package localapi serves the daemon's local HTTP API (DESIGN.md section 8):
+// the same handlers on the loopback TCP listener and on the Unix socket,
+// under /v1, plus /healthz, /readyz and /metrics. Errors are JSON
+// {"error":{"code","message"}}; the mapping from the daemon's errors to HTTP
+// statuses lives here and nowhere else. It is imported only by the daemon.
+package localapi
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/azaion/edge/daemon/internal/sched"
+	"github.com/azaion/edge/sdk/api"
+)
+
+// Options configure a Server.
+type Options struct {
+	Sched *sched.Scheduler
+	// Backends lists the backends for GET /v1/backends and readiness.
+	Backends func(ctx context.Context) []api.Backend
+	// MaxBodyBytes bounds request bodies (413 above).
+	MaxBodyBytes int64
+	// MaxPixels bounds decoded image size (422 above).
+	MaxPixels int64
+	// RequestTimeout bounds one detection.
+	RequestTimeout time.Duration
+	// ModelsHint is shown when no model is registered.
+	ModelsHint string
+	// Registry is the Prometheus registry served at /metrics.
+	Registry *prometheus.Registry
+	Log      *slog.Logger
+}
+
+// Server is the local API.
+type Server struct {
+	opts    Options
+	mux     *http.ServeMux
+	metrics *metrics
+}
+
+// New returns a Server with the core routes registered.
+func New(opts Options) *Server {
+	if opts.Registry == nil {
+		opts.Registry = prometheus.NewRegistry()
+	}
+	s := &Server{opts: opts, mux: http.NewServeMux(), metrics: newMetrics(opts.Registry)}
+	s.mux.HandleFunc("POST /v1/detect", s.handleDetect)
+	s.mux.HandleFunc("GET /v1/models", s.handleModels)
+	s.mux.HandleFunc("GET /v1/backends", s.handleBackends)
+	s.mux.HandleFunc("GET /healthz", s.handleHealth)
+	s.mux.HandleFunc("GET /readyz", s.handleReady)
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{}))
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		WriteError(w, api.CodeNotFound, fmt.Sprintf("no route %s %s", r.Method, r.URL.Path))
+	})
+	return s
+}
+
+// Handle registers another subsystem's route (e.g. "POST /v1/jobs").
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// Handler returns the API handler (recovery and access logging included).
+// token, when not empty, is required as a bearer token (TCP listeners that
+// are not loopback).
+func (s *Server) Handler(token string) http.Handler {
+	var h http.Handler = s.mux
+	if token != "" {
+		h = requireToken(token, h)
+	}
+	return s.recoverer(h)
+}
+
+// Serve serves the API on ln until ctx ends, then drains for up to drain.
+func (s *Server) Serve(ctx context.Context, ln net.Listener, token string, drain time.Duration) error {
+	srv := &http.Server{
+		Handler:           s.Handler(token),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.opts.Log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	<-errc
+	return err
+}
+
+func requireToken(token string, next http.Handler) http.Handler {
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		got := []byte(r.Header.Get("Authorization"))
+		if subtle.ConstantTimeCompare(got, want) != 1 {
+			WriteError(w, api.CodeUnauthorized, "missing or wrong bearer token")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.opts.Log.Error("handler panic", "path", r.URL.Path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				WriteError(w, api.CodeInternal, "internal error")
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// WriteJSON writes v as JSON with status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// WriteError writes the JSON error envelope with the status of code.
+func WriteError(w http.ResponseWriter, code, msg string) {
+	status := api.StatusForCode(code)
+	if status == http.StatusTooManyRequests {
+		w.Header().Set("Retry-After", "1")
+	}
+	WriteJSON(w, status, api.ErrorBody{Error: api.ErrorDetail{Code: code, Message: msg}})
+}
+
+// codeFor maps the daemon's errors to API error codes: the one place.
+func codeFor(err error) string {
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return api.CodeTooLarge
+	case errors.Is(err, sched.ErrUnknownModel):
+		return api.CodeNotFound
+	case errors.Is(err, sched.ErrNoModel):
+		return api.CodeBadRequest
+	case errors.Is(err, sched.ErrQueueFull):
+		return api.CodeQueueFull
+	case errors.Is(err, sched.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		return api.CodeUnavailable
+	case errors.Is(err, errBadRequest):
+		return api.CodeBadRequest
+	case errors.Is(err, errNotImage):
+		return api.CodeUnsupportedType
+	case errors.Is(err, errBadImage):
+		return api.CodeUnprocessable
+	}
+	return api.CodeInternal
+}
+
+func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
+	resp := api.ModelsResponse{Models: []api.Model{}}
+	for _, m := range s.opts.Sched.Models() {
+		am := api.Model{Name: m.Name, Version: m.Version, Backend: m.Backend, Origin: m.Origin, State: string(m.State),
+			Error: m.Error, Device: m.Device, MaxBatch: m.MaxBatch, WarmupMS: m.WarmupMS,
+			Format: m.Descriptor.Format, Output: m.Descriptor.Output, Classes: len(m.Descriptor.Classes)}
+		if m.Descriptor.InputWidth > 0 {
+			am.Input = fmt.Sprintf("%dx%d", m.Descriptor.InputWidth, m.Descriptor.InputHeight)
+		}
+		resp.Models = append(resp.Models, am)
+	}
+	if len(resp.Models) == 0 {
+		resp.Hint = s.opts.ModelsHint
+	}
+	WriteJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) handleBackends(w http.ResponseWriter, r *http.Request) {
+	resp := api.BackendsResponse{Backends: []api.Backend{}}
+	if s.opts.Backends != nil {
+		resp.Backends = append(resp.Backends, s.opts.Backends(r.Context())...)
+	}
+	WriteJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	WriteJSON(w, http.StatusOK, api.Readiness{Status: "ok"})
+}
+
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	var why []string
+	if s.opts.Backends != nil {
+		for _, b := range s.opts.Backends(r.Context()) {
+			if b.State != "ready" {
+				msg := fmt.Sprintf("backend %s is %s", b.Name, b.State)
+				if b.LastError != "" {
+					msg += ": " + b.LastError
+				}
+				why = append(why, msg)
+			}
+		}
+	}
+	if ok, reasons := s.opts.Sched.Ready(); !ok {
+		why = append(why, reasons...)
+	}
+	if len(why) > 0 {
+		w.Header().Set("Content-Type", "application/json")
+		WriteJSON(w, http.StatusServiceUnavailable, api.Readiness{Status: "not_ready", Reasons: why})
+		return
+	}
+	WriteJSON(w, http.StatusOK, api.Readiness{Status: "ok"})
+}
+
+// queryOrForm returns a request parameter from the query string or, for
+// multipart requests, the already-parsed form.
+func queryOrForm(r *http.Request, key string) string {
+	if v := r.URL.Query().Get(key); v != "" {
+		return v
+	}
+	if r.MultipartForm != nil {
+		if v := r.MultipartForm.Value[key]; len(v) > 0 {
+			return strings.TrimSpace(v[0])
+		}
+	}
+	return ""
+}
