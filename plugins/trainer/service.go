@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	sdk "github.com/azaion/edge/sdk/trainer"
+	"github.com/azaion/edge/sdk/version"
 )
 
 // Service runs trainer jobs; it implements sdk/trainer.Trainer.
@@ -123,4 +124,10 @@ func rateMetrics(done, total int, start time.Time, extra map[string]float64) map
 		m[k] = v
 	}
 	return m
+}
+
+// Info describes the plugin.
+func (s *Service) Info(context.Context) (*sdk.Info, error) {
+	return &sdk.Info{Name: "trainer", Version: version.Version, APIVersions: []string{sdk.APIVersion},
+		JobTypes: []sdk.JobType{sdk.JobValidate, sdk.JobAugment, sdk.JobDataset}}, nil
 }

@@ -67,8 +67,20 @@ type Event struct {
 	Time time.Time `json:"time"`
 }
 
+// Info describes a trainer plugin.
+type Info struct {
+	// Name and Version of the plugin.
+	Name, Version string
+	// APIVersions are the contract versions it speaks (APIVersion).
+	APIVersions []string
+	// JobTypes are the job types it runs.
+	JobTypes []JobType
+}
+
 // Trainer is what the trainer plugin implements.
 type Trainer interface {
+	// Info describes the plugin; the daemon also uses it as a health check.
+	Info(ctx context.Context) (*Info, error)
 	// StartJob runs a job to the end, calling emit with progress events (from
 	// one goroutine at a time). It returns nil when the job succeeded,
 	// context.Canceled when ctx was cancelled, or the job's error.
