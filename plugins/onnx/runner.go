@@ -1,0 +1,444 @@
+package onnx
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	ort "github.com/yalue/onnxruntime_go"
+
+	"github.com/azaion/edge/sdk/backend"
+	"github.com/azaion/edge/sdk/model"
+	"github.com/azaion/edge/sdk/yolo"
+)
+
+// Request states: a request is taken by the runner or cancelled by its
+// caller, whichever comes first; the winner owns its input tensor.
+const (
+	stateQueued int32 = iota
+	stateTaken
+	stateCancelled
+)
+
+// request is one image queued for a model's runner.
+type request struct {
+	tensor *ort.Tensor[float32] // [1,3,h,w], preprocessed
+	lb     yolo.Letterbox
+	params yolo.Params
+	res    *backend.ImageResult
+	enq    time.Time
+	state  atomic.Int32
+	err    error // set by the runner when the batch failed
+	done   chan struct{}
+}
+
+func (r *request) take() bool { return r.state.CompareAndSwap(stateQueued, stateTaken) }
+
+// loaded is a loaded model: its session, owned by one runner goroutine that
+// forms batches from the queue, runs them and post-processes the outputs.
+type loaded struct {
+	handle   string
+	desc     model.Descriptor
+	sess     *ort.DynamicAdvancedSession
+	w, h     int
+	bgr      bool
+	fixed    int // fixed batch size, 0 when dynamic
+	maxBatch int
+	batchWait time.Duration
+	out      []int64 // output shape with batch dim
+	layout   string
+
+	pool    *tensorPool
+	reqs    chan *request
+	pending atomic.Int64 // images being preprocessed by callers
+	stop    chan struct{}
+	done    chan struct{}
+	once    sync.Once
+
+	// Runner-owned state.
+	batches map[int]*batchBufs
+	dec     yolo.Decoder
+	scratch []yolo.Detection
+
+	requests, images, nbatches, errors atomic.Uint64
+	busy                               atomic.Int64
+}
+
+// batchBufs are the input and output tensors of one batch size.
+type batchBufs struct {
+	in, out *ort.Tensor[float32] // out nil when the output shape is not static
+}
+
+func newLoaded(d model.Descriptor, sess *ort.DynamicAdvancedSession, sh modelShape, runBatch int, wait time.Duration) *loaded {
+	m := &loaded{
+		desc: d, sess: sess, w: d.InputWidth, h: d.InputHeight, bgr: d.PixelFormat == "BGR",
+		maxBatch: max(runBatch, 1), batchWait: wait, out: sh.out, layout: d.Output,
+		reqs: make(chan *request, 256), stop: make(chan struct{}), done: make(chan struct{}),
+		batches: map[int]*batchBufs{},
+	}
+	if !d.DynamicBatch {
+		m.fixed = d.Batch
+	}
+	m.pool = &tensorPool{shape: ort.NewShape(1, 3, int64(m.h), int64(m.w)), max: 2 * m.maxBatch}
+	return m
+}
+
+// close stops the runner, fails what is still queued and frees the session.
+func (m *loaded) close() {
+	m.once.Do(func() {
+		close(m.stop)
+		select {
+		case <-m.done:
+		default:
+			if m.handle == "" { // runner never started
+				close(m.done)
+			} else {
+				<-m.done
+			}
+		}
+		for _, bb := range m.batches {
+			if bb.in != nil {
+				bb.in.Destroy()
+			}
+			if bb.out != nil {
+				bb.out.Destroy()
+			}
+		}
+		m.pool.close()
+		m.sess.Destroy()
+	})
+}
+
+func (m *loaded) stats() backend.ModelStats {
+	return backend.ModelStats{
+		Handle: m.handle, Name: m.desc.Name,
+		Requests: m.requests.Load(), Images: m.images.Load(), Batches: m.nbatches.Load(),
+		Errors: m.errors.Load(), Busy: time.Duration(m.busy.Load()),
+	}
+}
+
+// prepare decodes and letterboxes one image into a pooled input tensor.
+func (m *loaded) prepare(img []byte, p yolo.Params, maxPixels int64, res *backend.ImageResult) (*request, *backend.ImageError, error) {
+	t, err := m.pool.get()
+	if err != nil {
+		return nil, nil, err
+	}
+	d, ie := preprocess(img, t.GetData(), m.w, m.h, m.bgr, maxPixels)
+	res.Width, res.Height = d.width, d.height
+	res.Timings.Decode, res.Timings.Preprocess = d.decode, d.preprocess
+	if ie != nil {
+		m.pool.put(t)
+		return nil, ie, nil
+	}
+	return &request{tensor: t, lb: d.lb, params: p, res: res, done: make(chan struct{})}, nil, nil
+}
+
+// enqueue hands a prepared request to the runner.
+func (m *loaded) enqueue(ctx context.Context, r *request) error {
+	r.enq = time.Now()
+	select {
+	case m.reqs <- r:
+		m.pending.Add(-1)
+		return nil
+	case <-ctx.Done():
+		m.pending.Add(-1)
+		m.pool.put(r.tensor)
+		return ctx.Err()
+	case <-m.stop:
+		m.pending.Add(-1)
+		m.pool.put(r.tensor)
+		return fmt.Errorf("onnx: model %s: %w: %w", m.handle, errUnloaded, backend.ErrUnknownHandle)
+	}
+}
+
+// wait waits for a queued request. A caller whose context ends while its
+// request still waits in the queue withdraws it (the batch forms without
+// it); once the runner has taken it, the caller waits for the batch.
+func (m *loaded) wait(ctx context.Context, r *request) error {
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		if r.state.CompareAndSwap(stateQueued, stateCancelled) {
+			m.pool.put(r.tensor)
+			return ctx.Err()
+		}
+	case <-m.done:
+		if r.state.CompareAndSwap(stateQueued, stateCancelled) {
+			m.pool.put(r.tensor)
+			return fmt.Errorf("onnx: model %s: %w: %w", m.handle, errUnloaded, backend.ErrUnknownHandle)
+		}
+	}
+	<-r.done
+	return r.err
+}
+
+// run is the runner: it owns the session. It takes the first queued request,
+// gathers more (up to maxBatch) while callers are still preprocessing, for
+// at most the batch wait, and runs the batch.
+func (m *loaded) run() {
+	defer close(m.done)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	batch := make([]*request, 0, m.maxBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case <-m.stop:
+			m.drain()
+			return
+		case r := <-m.reqs:
+			if !r.take() {
+				continue
+			}
+			batch = append(batch, r)
+		}
+		deadline := time.Now().Add(m.batchWait)
+	gather:
+		for len(batch) < m.maxBatch {
+			select {
+			case r := <-m.reqs:
+				if r.take() {
+					batch = append(batch, r)
+				}
+				continue
+			default:
+			}
+			left := time.Until(deadline)
+			if m.pending.Load() <= 0 || left <= 0 {
+				break
+			}
+			timer.Reset(left)
+			select {
+			case r := <-m.reqs:
+				timer.Stop()
+				if r.take() {
+					batch = append(batch, r)
+				}
+			case <-timer.C:
+				break gather
+			case <-m.stop:
+				timer.Stop()
+				break gather
+			}
+		}
+		m.runBatch(batch)
+	}
+}
+
+// drain fails the requests left in the queue after a stop.
+func (m *loaded) drain() {
+	for {
+		select {
+		case r := <-m.reqs:
+			if r.take() {
+				r.err = fmt.Errorf("onnx: model %s: %w: %w", m.handle, errUnloaded, backend.ErrUnknownHandle)
+				m.pool.put(r.tensor)
+				close(r.done)
+			}
+		default:
+			return
+		}
+	}
+}
+
+// runBatch runs one batch and post-processes each image.
+func (m *loaded) runBatch(batch []*request) {
+	start := time.Now()
+	out, release, err := m.infer(batch)
+	infer := time.Since(start)
+	m.busy.Add(int64(infer))
+	m.nbatches.Add(1)
+	m.images.Add(uint64(len(batch)))
+	for i, r := range batch {
+		r.res.Timings.Queue = start.Sub(r.enq)
+		r.res.Timings.Infer = infer
+		r.res.BatchSize = len(batch)
+		if err != nil {
+			r.err = fmt.Errorf("onnx: run model %s: %v: %w", m.handle, err, backend.ErrUnavailable)
+		} else {
+			t0 := time.Now()
+			r.err = m.post(out, i, r)
+			r.res.Timings.Post = time.Since(t0)
+		}
+	}
+	if release != nil {
+		release()
+	}
+	for _, r := range batch {
+		m.pool.put(r.tensor)
+		close(r.done)
+	}
+}
+
+// infer runs the session on the batch and returns the output tensor. A lone
+// image on a batch-1 or dynamic model runs straight from its own tensor;
+// otherwise the images are copied into the batch tensor (padded to a fixed
+// batch size).
+func (m *loaded) infer(batch []*request) (*ort.Tensor[float32], func(), error) {
+	n := len(batch)
+	bs := n
+	if m.fixed > 0 {
+		bs = m.fixed
+	}
+	bb, err := m.bufs(bs)
+	if err != nil {
+		return nil, nil, err
+	}
+	in := bb.in // nil for batch size 1
+	if bs == 1 {
+		in = batch[0].tensor
+	} else {
+		dst := bb.in.GetData()
+		per := 3 * m.w * m.h
+		for i, r := range batch {
+			copy(dst[i*per:(i+1)*per], r.tensor.GetData())
+		}
+	}
+	if bb.out != nil {
+		return bb.out, nil, m.sess.Run([]ort.Value{in}, []ort.Value{bb.out})
+	}
+	outs := []ort.Value{nil}
+	if err := m.sess.Run([]ort.Value{in}, outs); err != nil {
+		return nil, nil, err
+	}
+	t, ok := outs[0].(*ort.Tensor[float32])
+	if !ok {
+		outs[0].Destroy()
+		return nil, nil, fmt.Errorf("output is %T, want a float32 tensor", outs[0])
+	}
+	return t, func() { t.Destroy() }, nil
+}
+
+// bufs returns the tensors of batch size bs, creating them on first use.
+func (m *loaded) bufs(bs int) (*batchBufs, error) {
+	if bb, ok := m.batches[bs]; ok {
+		return bb, nil
+	}
+	bb := &batchBufs{}
+	var err error
+	if bs > 1 {
+		if bb.in, err = ort.NewEmptyTensor[float32](ort.NewShape(int64(bs), 3, int64(m.h), int64(m.w))); err != nil {
+			return nil, err
+		}
+	}
+	if m.out[1] > 0 && m.out[2] > 0 {
+		if bb.out, err = ort.NewEmptyTensor[float32](ort.NewShape(int64(bs), m.out[1], m.out[2])); err != nil {
+			if bb.in != nil {
+				bb.in.Destroy()
+			}
+			return nil, err
+		}
+	}
+	m.batches[bs] = bb
+	return bb, nil
+}
+
+// post decodes image i of the output into its result, in original pixels.
+func (m *loaded) post(out *ort.Tensor[float32], i int, r *request) error {
+	shape := out.GetShape()
+	if len(shape) != 3 {
+		return fmt.Errorf("onnx: output shape %v, want rank 3", shape)
+	}
+	per := int(shape[1] * shape[2])
+	data := out.GetData()[i*per : (i+1)*per]
+	var err error
+	dets := m.scratch[:0]
+	switch m.layout {
+	case model.OutputYOLONMS:
+		dets, err = m.dec.DecodeNMS(dets, data, int(shape[1]), r.params)
+	default:
+		dets, err = m.dec.DecodeRaw(dets, data, int(shape[1])-4, int(shape[2]), r.params)
+	}
+	m.scratch = dets
+	if err != nil {
+		return fmt.Errorf("onnx: decode output: %w", err)
+	}
+	r.lb.Unletterbox(dets)
+	r.res.Detections = append(make([]yolo.Detection, 0, len(dets)), dets...)
+	return nil
+}
+
+// warmup runs one batch-1 inference on a grey image and returns how long it took.
+func (m *loaded) warmup() (time.Duration, error) {
+	t, err := m.pool.get()
+	if err != nil {
+		return 0, err
+	}
+	defer m.pool.put(t)
+	d := t.GetData()
+	for i := range d {
+		d[i] = padValue
+	}
+	r := &request{tensor: t, lb: yolo.NewLetterbox(m.w, m.h, m.w, m.h), params: yolo.Params{}.WithDefaults(), res: &backend.ImageResult{}}
+	start := time.Now()
+	bs := 1
+	if m.fixed > 0 {
+		bs = m.fixed
+	}
+	batch := make([]*request, bs)
+	for i := range batch {
+		batch[i] = r
+	}
+	if m.fixed == 0 {
+		batch = batch[:1]
+	}
+	out, release, err := m.infer(batch)
+	if err != nil {
+		return 0, err
+	}
+	err = m.post(out, 0, r)
+	if release != nil {
+		release()
+	}
+	return time.Since(start), err
+}
+
+// tensorPool recycles [1,3,h,w] input tensors.
+type tensorPool struct {
+	shape  ort.Shape
+	max    int
+	mu     sync.Mutex
+	free   []*ort.Tensor[float32]
+	closed bool
+}
+
+func (p *tensorPool) get() (*ort.Tensor[float32], error) {
+	p.mu.Lock()
+	if n := len(p.free); n > 0 {
+		t := p.free[n-1]
+		p.free = p.free[:n-1]
+		p.mu.Unlock()
+		return t, nil
+	}
+	p.mu.Unlock()
+	t, err := ort.NewEmptyTensor[float32](p.shape)
+	if err != nil {
+		return nil, fmt.Errorf("onnx: allocate input tensor %v: %v: %w", p.shape, err, backend.ErrUnavailable)
+	}
+	return t, nil
+}
+
+func (p *tensorPool) put(t *ort.Tensor[float32]) {
+	p.mu.Lock()
+	if !p.closed && len(p.free) < p.max {
+		p.free = append(p.free, t)
+		t = nil
+	}
+	p.mu.Unlock()
+	if t != nil {
+		t.Destroy()
+	}
+}
+
+func (p *tensorPool) close() {
+	p.mu.Lock()
+	free := p.free
+	p.free, p.closed = nil, true
+	p.mu.Unlock()
+	for _, t := range free {
+		t.Destroy()
+	}
+}
