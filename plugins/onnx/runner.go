@@ -39,16 +39,16 @@ func (r *request) take() bool { return r.state.CompareAndSwap(stateQueued, state
 // loaded is a loaded model: its session, owned by one runner goroutine that
 // forms batches from the queue, runs them and post-processes the outputs.
 type loaded struct {
-	handle   string
-	desc     model.Descriptor
-	sess     *ort.DynamicAdvancedSession
-	w, h     int
-	bgr      bool
-	fixed    int // fixed batch size, 0 when dynamic
-	maxBatch int
+	handle    string
+	desc      model.Descriptor
+	sess      *ort.DynamicAdvancedSession
+	w, h      int
+	bgr       bool
+	fixed     int // fixed batch size, 0 when dynamic
+	maxBatch  int
 	batchWait time.Duration
-	out      []int64 // output shape with batch dim
-	layout   string
+	out       []int64 // output shape with batch dim
+	layout    string
 
 	pool    *tensorPool
 	reqs    chan *request
