@@ -1,0 +1,489 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"image/png"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/azaion/edge/daemon/internal/config"
+	"github.com/azaion/edge/daemon/internal/pluginmgr"
+	"github.com/azaion/edge/internal/testenv"
+	"github.com/azaion/edge/sdk/api"
+	"github.com/azaion/edge/sdk/yolo"
+	"github.com/azaion/edge/sdk/yolo/yolotest"
+)
+
+// pluginDir holds the freshly built plugin binaries with their checksums.
+var (
+	pluginOnce sync.Once
+	pluginDir  string
+	pluginErr  error
+)
+
+// buildPlugins builds azaion-plugin-onnx (cgo) once per test binary.
+func buildPlugins(t *testing.T) string {
+	t.Helper()
+	pluginOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "azaion-plugins-")
+		if err != nil {
+			pluginErr = err
+			return
+		}
+		pluginDir = dir
+		out := filepath.Join(dir, "azaion-plugin-onnx")
+		cmd := exec.Command("go", "build", "-o", out, "./plugins/onnx/cmd/azaion-plugin-onnx")
+		cmd.Dir = testenv.RepoRoot(t)
+		if b, err := cmd.CombinedOutput(); err != nil {
+			pluginErr = fmt.Errorf("build plugin: %v\n%s", err, b)
+			return
+		}
+		sum, err := pluginmgr.FileSHA256(out)
+		if err != nil {
+			pluginErr = err
+			return
+		}
+		pluginErr = os.WriteFile(out+".sha256", []byte(sum+"\n"), 0o644)
+	})
+	if pluginErr != nil {
+		t.Fatal(pluginErr)
+	}
+	return pluginDir
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if pluginDir != "" {
+		os.RemoveAll(pluginDir)
+	}
+	os.Exit(code)
+}
+
+// harness is a daemon running in this process with the real ONNX plugin.
+type harness struct {
+	cfg    *config.Config
+	http   *api.Client
+	sock   *api.Client
+	base   string
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startDaemon serves the given shared test models (linked into a models folder).
+func startDaemon(t *testing.T, models []string, tweak func(*config.Config)) *harness {
+	t.Helper()
+	plugins := buildPlugins(t)
+	dir := t.TempDir()
+	modelsDir := filepath.Join(dir, "models")
+	if err := os.MkdirAll(modelsDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range models {
+		if err := os.Symlink(testenv.Model(t, m), filepath.Join(modelsDir, m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := config.Default()
+	cfg.HTTP.Addr = freeAddr(t)
+	cfg.Socket.Path = filepath.Join(dir, "azaion.sock")
+	cfg.Paths.Models = modelsDir
+	cfg.Paths.State = filepath.Join(dir, "state")
+	cfg.Paths.Plugins = plugins
+	cfg.ONNX.Library = testenv.ORTLib(t)
+	cfg.ONNX.IntraOpThreads = 2
+	cfg.Limits.MaxBodyBytes = 8 << 20
+	cfg.Log.Level = "warn"
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	d, err := New(&cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &harness{cfg: &cfg, base: "http://" + cfg.HTTP.Addr, cancel: cancel, done: make(chan error, 1),
+		http: api.NewHTTPClient("http://"+cfg.HTTP.Addr, ""), sock: api.NewSocketClient(cfg.Socket.Path)}
+	go func() { h.done <- d.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-h.done:
+		case <-time.After(30 * time.Second):
+			t.Error("daemon did not stop within 30s")
+		}
+	})
+	h.waitReady(t, 3*time.Minute)
+	return h
+}
+
+func (h *harness) waitReady(t *testing.T, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	var err error
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err = h.http.Ready(ctx)
+		cancel()
+		if err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("daemon not ready after %s: %v", within, err)
+}
+
+func toYOLO(ds []api.Detection) []yolo.Detection {
+	out := make([]yolo.Detection, len(ds))
+	for i, d := range ds {
+		out[i] = yolo.Detection{ClassID: d.ClassID, Score: float32(d.Score),
+			Box: yolo.Box{X1: float32(d.Box.X1), Y1: float32(d.Box.Y1), X2: float32(d.Box.X2), Y2: float32(d.Box.Y2)}}
+	}
+	return out
+}
+
+func busJPEG(t *testing.T) []byte {
+	t.Helper()
+	b, err := os.ReadFile(testenv.Model(t, "images/bus.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func ref(t *testing.T, model string) yolotest.Image {
+	return yolotest.Load(t, testenv.Model(t, strings.TrimSuffix(model, ".onnx")+".ref.json"), "bus.jpg")
+}
+
+func TestServeDetect(t *testing.T) {
+	h := startDaemon(t, []string{"yolo11n_int8.onnx", "yolo11n_int8_nms.onnx", "yolo11n_dequant_fp32.onnx", "yolo11n_1280_fp32.onnx"}, func(c *config.Config) {
+		// Requests decode and letterbox in parallel before they queue; give
+		// four HTTP requests time to meet in one batch.
+		c.ONNX.BatchWait = 100 * time.Millisecond
+	})
+	ctx := context.Background()
+	bus := busJPEG(t)
+
+	t.Run("Models", func(t *testing.T) {
+		ms, err := h.sock.Models(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]api.Model{}
+		for _, m := range ms.Models {
+			got[m.Name] = m
+		}
+		for name, want := range map[string]struct{ input, output string }{
+			"yolo11n_int8":         {"640x640", "yolo-raw"},
+			"yolo11n_int8_nms":     {"640x640", "yolo-nms"},
+			"yolo11n_dequant_fp32": {"640x640", "yolo-raw"},
+			"yolo11n_1280_fp32":    {"1280x1280", "yolo-raw"},
+		} {
+			m := got[name]
+			if m.State != "ready" || m.Input != want.input || m.Output != want.output || m.Classes != 80 {
+				t.Errorf("model %s: %+v, want ready %s %s with 80 classes", name, m, want.input, want.output)
+			}
+		}
+		bs, err := h.http.Backends(ctx)
+		if err != nil || len(bs.Backends) != 1 || bs.Backends[0].State != "ready" || len(bs.Backends[0].Devices) == 0 {
+			t.Fatalf("backends: %+v %v", bs, err)
+		}
+	})
+
+	for _, m := range []string{"yolo11n_int8", "yolo11n_int8_nms", "yolo11n_1280_fp32"} {
+		t.Run("HTTP/"+m, func(t *testing.T) {
+			res, err := h.http.Detect(ctx, bus, api.DetectOptions{Model: m})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Image.Width != 810 || res.Image.Height != 1080 || res.Model != m || res.Backend != "onnx" {
+				t.Fatalf("response %+v", res)
+			}
+			yolotest.Match(t, toYOLO(res.Detections), ref(t, m))
+			if res.TimingsMS.Infer <= 0 || res.TimingsMS.Total < res.TimingsMS.Infer {
+				t.Errorf("timings %+v", res.TimingsMS)
+			}
+		})
+	}
+	t.Run("Socket/multipart", func(t *testing.T) {
+		res, err := h.sock.DetectMultipart(ctx, "bus.jpg", bus, api.DetectOptions{Model: "yolo11n_int8", Conf: 0.25})
+		if err != nil {
+			t.Fatal(err)
+		}
+		yolotest.Match(t, toYOLO(res.Detections), ref(t, "yolo11n_int8"))
+		for _, d := range res.Detections {
+			if d.Label == "" {
+				t.Fatalf("detection without label: %+v", d)
+			}
+		}
+	})
+	t.Run("SocketMode", func(t *testing.T) {
+		st, err := os.Stat(h.cfg.Socket.Path)
+		if err != nil || st.Mode().Perm() != 0o660 {
+			t.Fatalf("socket mode %v %v, want 0660", st.Mode().Perm(), err)
+		}
+	})
+	t.Run("Filters", func(t *testing.T) {
+		res, err := h.http.Detect(ctx, bus, api.DetectOptions{Model: "yolo11n_int8", Classes: []int{5}, Conf: 0.5})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Detections) != 1 || res.Detections[0].Label != "bus" {
+			t.Fatalf("classes=5 conf=0.5: %+v, want the bus alone", res.Detections)
+		}
+		res, err = h.http.Detect(ctx, bus, api.DetectOptions{Model: "yolo11n_int8", MaxDet: 2})
+		if err != nil || len(res.Detections) != 2 {
+			t.Fatalf("max_det=2: %d detections, %v", len(res.Detections), err)
+		}
+	})
+	t.Run("ConcurrentBatch", func(t *testing.T) {
+		alone, err := h.http.Detect(ctx, bus, api.DetectOptions{Model: "yolo11n_dequant_fp32"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		yolotest.Match(t, toYOLO(alone.Detections), ref(t, "yolo11n_dequant_fp32"))
+		// Four concurrent requests: at least one attempt must run as one
+		// batch of 4 (the backend waits batch_wait for a batch to fill), and
+		// every answer equals the one alone.
+		batched := false
+		for attempt := 0; attempt < 5 && !batched; attempt++ {
+			var wg sync.WaitGroup
+			res := make([]*api.DetectResponse, 4)
+			errs := make([]error, 4)
+			start := make(chan struct{})
+			for i := range 4 {
+				wg.Go(func() {
+					<-start
+					res[i], errs[i] = h.http.Detect(ctx, bus, api.DetectOptions{Model: "yolo11n_dequant_fp32"})
+				})
+			}
+			close(start)
+			wg.Wait()
+			all4 := true
+			for i := range 4 {
+				if errs[i] != nil {
+					t.Fatal(errs[i])
+				}
+				if yolotest.Format(toYOLO(res[i].Detections)) != yolotest.Format(toYOLO(alone.Detections)) {
+					t.Fatalf("request %d in a batch differs from the request alone", i)
+				}
+				all4 = all4 && res[i].BatchSize == 4
+			}
+			batched = all4
+		}
+		if !batched {
+			t.Fatal("four concurrent requests never ran as one batch of 4")
+		}
+	})
+	t.Run("Metrics", func(t *testing.T) {
+		resp, err := http.Get(h.base + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		for _, want := range []string{`azaion_detect_requests_total{code="ok",model="yolo11n_int8"}`, "azaion_inference_queue_duration_us", "azaion_inference_compute_infer_duration_us"} {
+			if !bytes.Contains(b, []byte(want)) {
+				t.Errorf("/metrics lacks %s", want)
+			}
+		}
+	})
+}
+
+func encodeJPEG(t *testing.T, w, h int) []byte {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for i := range img.Pix {
+		img.Pix[i] = byte(i * 7)
+	}
+	var b bytes.Buffer
+	if err := jpeg.Encode(&b, img, nil); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// hugeHeaderJPEG is a small JPEG whose SOF0 header claims w x h pixels.
+func hugeHeaderJPEG(t *testing.T, w, h int) []byte {
+	b := encodeJPEG(t, 16, 16)
+	for i := 2; i+9 < len(b); i++ {
+		if b[i] == 0xFF && b[i+1] == 0xC0 {
+			b[i+5], b[i+6] = byte(h>>8), byte(h)
+			b[i+7], b[i+8] = byte(w>>8), byte(w)
+			return b
+		}
+	}
+	t.Fatal("no SOF0 marker")
+	return nil
+}
+
+func onePixelPNG(t *testing.T) []byte {
+	img := image.NewRGBA(image.Rect(0, 0, 1, 1))
+	img.Set(0, 0, color.White)
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func vmHWM(t *testing.T, pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			f := strings.Fields(line)
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmHWM")
+	return 0
+}
+
+func TestBadInput(t *testing.T) {
+	h := startDaemon(t, []string{"yolo11n_int8.onnx"}, nil)
+	ctx := context.Background()
+	bus := busJPEG(t)
+	bs, err := h.http.Backends(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := bs.Backends[0].PID
+	before := vmHWM(t, pid)
+
+	cases := []struct {
+		name   string
+		body   []byte
+		query  string
+		status int
+		msg    string
+	}{
+		{"empty body", nil, "", 400, "empty body"},
+		{"truncated JPEG", bus[:len(bus)/2], "", 422, "truncated"},
+		{"text file", []byte("just some text, not an image\n"), "", 415, "not a JPEG"},
+		{"1x1 image", onePixelPNG(t), "", 422, "1x1"},
+		{"30000x30000 header", hugeHeaderJPEG(t, 30000, 30000), "", 422, "900000000 pixels"},
+		{"too large body", make([]byte, 9<<20), "", 413, "limit"},
+		{"unknown model", bus, "model=nope", 404, "nope"},
+		{"bad conf", bus, "conf=2", 400, "conf"},
+		{"bad classes", bus, "classes=a,b", 400, "classes"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := http.Post(h.base+"/v1/detect?"+tc.query, "application/octet-stream", bytes.NewReader(tc.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tc.status || !strings.Contains(string(b), tc.msg) || !strings.Contains(string(b), `"code"`) {
+				t.Fatalf("status %d body %s: want %d mentioning %q", resp.StatusCode, b, tc.status, tc.msg)
+			}
+		})
+	}
+	// Nothing crashed: the same plugin process still serves, and its peak
+	// memory did not grow by anything like a decoded 30000x30000 image (2.7 GB).
+	res, err := h.http.Detect(ctx, bus, api.DetectOptions{})
+	if err != nil || len(res.Detections) == 0 {
+		t.Fatalf("detect after bad input: %v", err)
+	}
+	bs, _ = h.http.Backends(ctx)
+	if bs.Backends[0].PID != pid || bs.Backends[0].Restarts != 0 {
+		t.Fatalf("plugin restarted during bad input: %+v", bs.Backends[0])
+	}
+	if grow := vmHWM(t, pid) - before; grow > 256<<20 {
+		t.Fatalf("plugin peak memory grew by %d MiB on bad input", grow>>20)
+	}
+}
+
+func TestNoModels(t *testing.T) {
+	h := startDaemon(t, nil, nil)
+	ms, err := h.http.Models(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms.Models) != 0 || !strings.Contains(ms.Hint, h.cfg.Paths.Models) {
+		t.Fatalf("models %+v: want none and a hint naming %s", ms, h.cfg.Paths.Models)
+	}
+	_, err = h.http.Detect(context.Background(), busJPEG(t), api.DetectOptions{})
+	if !api.IsStatus(err, 503) {
+		t.Fatalf("detect without models: %v, want 503", err)
+	}
+}
+
+func TestPluginCrash(t *testing.T) {
+	h := startDaemon(t, []string{"yolo11n_1280_fp32.onnx"}, func(c *config.Config) {
+		c.ONNX.IntraOpThreads = 1 // slow enough to kill it mid-request
+	})
+	ctx := context.Background()
+	bus := busJPEG(t)
+	bs, err := h.http.Backends(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := bs.Backends[0].PID
+	if pid == 0 {
+		t.Fatal("no plugin pid")
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := h.http.Detect(ctx, bus, api.DetectOptions{})
+		errc <- err
+	}()
+	time.Sleep(300 * time.Millisecond) // the request is in the plugin, inferring
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	err = <-errc
+	var se *api.StatusError
+	if !errors.As(err, &se) || se.Status != 503 || !strings.Contains(se.Message, "relaunched") {
+		t.Fatalf("request during the crash: %v, want 503 saying the backend is being relaunched", err)
+	}
+	if time.Since(killed) > 3*time.Second {
+		t.Fatalf("the failed request took %s after the kill: want fail-fast", time.Since(killed))
+	}
+	time.Sleep(time.Until(killed.Add(5 * time.Second)))
+	res, err := h.http.Detect(ctx, bus, api.DetectOptions{})
+	if err != nil {
+		t.Fatalf("request 5 s after the crash: %v", err)
+	}
+	yolotest.Match(t, toYOLO(res.Detections), ref(t, "yolo11n_1280_fp32"))
+	bs, _ = h.http.Backends(ctx)
+	if b := bs.Backends[0]; b.PID == pid || b.Restarts != 1 || b.State != "ready" {
+		t.Fatalf("backend after relaunch: %+v", b)
+	}
+}
