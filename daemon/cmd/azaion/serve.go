@@ -65,4 +65,3 @@ func newLogger(c config.LogConfig) *slog.Logger {
 	}
 	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
 }
-
