@@ -1,13 +1,79 @@
 package config
 
-// TrainerConfig configures the trainer/augmenter plugin (issue 5).
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/azaion/edge/sdk/trainer"
+)
+
+// TrainerConfig configures the trainer/augmenter plugin (azaion-plugin-trainer)
+// and the defaults of its jobs; a job request may override any parameter.
 type TrainerConfig struct {
-	// Enabled launches the trainer plugin.
+	// Enabled launches the trainer plugin and serves /v1/jobs (env AZAION_TRAINER=1).
 	Enabled bool `yaml:"enabled"`
+	// Validate are the label checks (background images allowed, tolerance),
+	// used by validate jobs and before augmenting.
+	Validate trainer.ValidateParams `yaml:"validate"`
+	// Augment are the augmentation defaults: seed (env AZAION_TRAINER_SEED),
+	// workers (env AZAION_TRAINER_WORKERS), variants, min_visible,
+	// jpeg_quality, watch_seconds and each transform's probability and amount.
+	Augment trainer.AugmentParams `yaml:"augment"`
+	// Dataset are the split defaults: seed and train/valid/test fractions.
+	Dataset trainer.DatasetParams `yaml:"dataset"`
 }
 
-func defaultTrainer() TrainerConfig { return TrainerConfig{} }
+func defaultTrainer() TrainerConfig {
+	return TrainerConfig{
+		Validate: trainer.DefaultValidateParams(),
+		Augment:  trainer.DefaultAugmentParams(),
+		Dataset:  trainer.DefaultDatasetParams(),
+	}
+}
 
-func (c *TrainerConfig) applyEnv(env LookupEnv) error { return nil }
+func (c *TrainerConfig) applyEnv(env LookupEnv) error {
+	if v, ok := env("AZAION_TRAINER"); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("config: AZAION_TRAINER: %q is not a boolean", v)
+		}
+		c.Enabled = b
+	}
+	if v, ok := env("AZAION_TRAINER_WORKERS"); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("config: AZAION_TRAINER_WORKERS: %q is not a number", v)
+		}
+		c.Augment.Workers = n
+	}
+	if v, ok := env("AZAION_TRAINER_SEED"); ok {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return fmt.Errorf("config: AZAION_TRAINER_SEED: %q is not a number", v)
+		}
+		c.Augment.Seed, c.Dataset.Seed = n, n
+	}
+	return nil
+}
 
-func (c *TrainerConfig) validate() error { return nil }
+func (c *TrainerConfig) validate() error {
+	if err := c.Validate.Validate(); err != nil {
+		return fmt.Errorf("config: trainer.validate: %w", err)
+	}
+	a := c.Augment
+	a.Checks = c.Validate
+	if err := a.Validate(); err != nil {
+		return fmt.Errorf("config: trainer.augment: %w", err)
+	}
+	if err := c.Dataset.Validate(); err != nil {
+		return fmt.Errorf("config: trainer.dataset: %w", err)
+	}
+	return nil
+}
+
+// AugmentParams returns the configured augmentation with the configured label checks.
+func (c *TrainerConfig) AugmentParams() trainer.AugmentParams {
+	a := c.Augment
+	a.Checks = c.Validate
+	return a
+}
