@@ -14,7 +14,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -24,55 +23,15 @@ import (
 	"time"
 
 	"github.com/azaion/edge/daemon/internal/config"
-	"github.com/azaion/edge/daemon/internal/pluginmgr"
 	"github.com/azaion/edge/internal/testenv"
 	"github.com/azaion/edge/sdk/api"
 	"github.com/azaion/edge/sdk/yolo"
 	"github.com/azaion/edge/sdk/yolo/yolotest"
 )
 
-// pluginDir holds the freshly built plugin binaries with their checksums.
-var (
-	pluginOnce sync.Once
-	pluginDir  string
-	pluginErr  error
-)
-
-// buildPlugins builds azaion-plugin-onnx (cgo) once per test binary.
-func buildPlugins(t *testing.T) string {
-	t.Helper()
-	pluginOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "azaion-plugins-")
-		if err != nil {
-			pluginErr = err
-			return
-		}
-		pluginDir = dir
-		out := filepath.Join(dir, "azaion-plugin-onnx")
-		cmd := exec.Command("go", "build", "-o", out, "./plugins/onnx/cmd/azaion-plugin-onnx")
-		cmd.Dir = testenv.RepoRoot(t)
-		if b, err := cmd.CombinedOutput(); err != nil {
-			pluginErr = fmt.Errorf("build plugin: %v\n%s", err, b)
-			return
-		}
-		sum, err := pluginmgr.FileSHA256(out)
-		if err != nil {
-			pluginErr = err
-			return
-		}
-		pluginErr = os.WriteFile(out+".sha256", []byte(sum+"\n"), 0o644)
-	})
-	if pluginErr != nil {
-		t.Fatal(pluginErr)
-	}
-	return pluginDir
-}
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if pluginDir != "" {
-		os.RemoveAll(pluginDir)
-	}
+	testenv.Cleanup()
 	os.Exit(code)
 }
 
@@ -99,7 +58,7 @@ func freeAddr(t *testing.T) string {
 // startDaemon serves the given shared test models (linked into a models folder).
 func startDaemon(t *testing.T, models []string, tweak func(*config.Config)) *harness {
 	t.Helper()
-	plugins := buildPlugins(t)
+	plugins := filepath.Dir(testenv.Binary(t, "plugins/onnx/cmd/azaion-plugin-onnx"))
 	dir := t.TempDir()
 	modelsDir := filepath.Join(dir, "models")
 	if err := os.MkdirAll(modelsDir, 0o755); err != nil {

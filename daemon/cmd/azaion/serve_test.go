@@ -1,0 +1,163 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/azaion/edge/internal/testenv"
+	"github.com/azaion/edge/sdk/api"
+	"github.com/azaion/edge/sdk/yolo"
+	"github.com/azaion/edge/sdk/yolo/yolotest"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testenv.Cleanup()
+	os.Exit(code)
+}
+
+// TestServeAndDetectCLI runs the real binaries: `azaion serve` configured
+// only through the environment, then `azaion detect` over the Unix socket,
+// as a table and as JSON; SIGTERM stops the daemon cleanly.
+func TestServeAndDetectCLI(t *testing.T) {
+	azaion := testenv.Binary(t, "daemon/cmd/azaion")
+	plugin := testenv.Binary(t, "plugins/onnx/cmd/azaion-plugin-onnx")
+	dir := t.TempDir()
+	models := filepath.Join(dir, "models")
+	if err := os.MkdirAll(models, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(testenv.Model(t, "yolo11n_int8.onnx"), filepath.Join(models, "yolo11n_int8.onnx")); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	sock := filepath.Join(dir, "azaion.sock")
+	env := append(os.Environ(),
+		"AZAION_CONFIG="+filepath.Join(dir, "azaion.yaml"),
+		"AZAION_HTTP_ADDR="+addr,
+		"AZAION_SOCKET="+sock,
+		"AZAION_MODELS_DIR="+models,
+		"AZAION_STATE_DIR="+filepath.Join(dir, "state"),
+		"AZAION_PLUGIN_DIR="+filepath.Dir(plugin),
+		"AZAION_ORT_LIB="+testenv.ORTLib(t),
+		"AZAION_LOG_FORMAT=json",
+	)
+	if err := os.WriteFile(filepath.Join(dir, "azaion.yaml"), []byte("limits:\n  queue_size: 8\nonnx:\n  intra_op_threads: 2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	serve := exec.Command(azaion, "serve")
+	serve.Env = env
+	serve.Stderr = &logs
+	if err := serve.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- serve.Wait() }()
+	defer func() {
+		_ = serve.Process.Kill()
+	}()
+
+	c := api.NewSocketClient(sock)
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		err := c.Ready(ctx)
+		cancel()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("daemon not ready: %v\n%s", err, logs.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	bus := testenv.Model(t, "images/bus.jpg")
+	detect := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(azaion, append([]string{"detect"}, args...)...)
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("azaion detect %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	table := detect(bus)
+	for _, want := range []string{"810x1080", "yolo11n_int8", "LABEL", "bus", "person"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("table output lacks %q:\n%s", want, table)
+		}
+	}
+	var res struct {
+		File string `json:"file"`
+		api.DetectResponse
+	}
+	if err := json.Unmarshal([]byte(detect("--json", bus)), &res); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]yolo.Detection, len(res.Detections))
+	for i, d := range res.Detections {
+		got[i] = yolo.Detection{ClassID: d.ClassID, Score: float32(d.Score),
+			Box: yolo.Box{X1: float32(d.Box.X1), Y1: float32(d.Box.Y1), X2: float32(d.Box.X2), Y2: float32(d.Box.Y2)}}
+	}
+	yolotest.Match(t, got, yolotest.Load(t, testenv.Model(t, "yolo11n_int8.ref.json"), "bus.jpg"))
+
+	// A missing file is reported by name, with a non-zero exit.
+	cmd := exec.Command(azaion, "detect", filepath.Join(dir, "missing.jpg"))
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "missing.jpg") {
+		t.Fatalf("detect of a missing file: %v\n%s", err, out)
+	}
+
+	// SIGTERM drains and exits 0, removing the socket; logs are JSON.
+	if err := serve.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("daemon exit after SIGTERM: %v\n%s", err, logs.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("daemon did not exit within 30s of SIGTERM")
+	}
+	if _, err := os.Stat(sock); !os.IsNotExist(err) {
+		t.Errorf("socket left behind after exit: %v", err)
+	}
+	first := strings.SplitN(logs.String(), "\n", 2)[0]
+	if !json.Valid([]byte(first)) {
+		t.Errorf("first log line is not JSON: %s", first)
+	}
+}
+
+func TestUsage(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run(nil, &out, &errb); code != 0 || !strings.Contains(out.String(), "serve") || !strings.Contains(out.String(), "detect") {
+		t.Fatalf("usage: code %d\n%s", code, out.String())
+	}
+	out.Reset()
+	if code := run([]string{"frobnicate"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "unknown command") {
+		t.Fatalf("unknown command: code %d, stderr %s", code, errb.String())
+	}
+	errb.Reset()
+	if code := run([]string{"detect"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "no images") {
+		t.Fatalf("detect without images: code %d, stderr %s", code, errb.String())
+	}
+}
