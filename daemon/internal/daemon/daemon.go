@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/azaion/edge/daemon/internal/config"
+	"github.com/azaion/edge/daemon/internal/jobs"
 	"github.com/azaion/edge/daemon/internal/listen"
 	"github.com/azaion/edge/daemon/internal/localapi"
 	"github.com/azaion/edge/daemon/internal/pluginmgr"
@@ -81,6 +82,12 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	// subsystems: each subsystem adds its routes with d.api.Handle, its
 	// metrics with d.reg.MustRegister, its plugins with d.addPlugin and its
 	// long-running work with d.tasks = append(d.tasks, ...).
+	if cfg.Trainer.Enabled {
+		jm := jobs.New(jobs.PluginRunner(d.addPlugin(jobs.PluginSpec(cfg))),
+			jobs.Options{DataRoot: cfg.Data.Root, Defaults: jobs.Defaults(cfg), Log: log.With("component", "jobs")})
+		jm.Register(d.api.Handle)
+		d.tasks = append(d.tasks, jm.Run)
+	}
 
 	return d, nil
 }

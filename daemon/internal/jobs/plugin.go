@@ -1,0 +1,60 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"slices"
+
+	"github.com/azaion/edge/daemon/internal/config"
+	"github.com/azaion/edge/daemon/internal/pluginmgr"
+	"github.com/azaion/edge/sdk/trainer"
+)
+
+// PluginSpec returns how the daemon launches the trainer plugin
+// (azaion-plugin-trainer in the plugin folder): it checks the plugin's API
+// version on every launch and uses Info as the health check.
+func PluginSpec(cfg *config.Config) pluginmgr.Spec {
+	return pluginmgr.Spec{
+		Name:     "trainer",
+		Path:     filepath.Join(cfg.Paths.Plugins, "azaion-plugin-trainer"),
+		Plugins:  trainer.PluginSet(nil),
+		Dispense: trainer.PluginName,
+		LogLevel: cfg.Log.Level,
+		OnStart: func(ctx context.Context, impl any) error {
+			t, ok := impl.(trainer.Trainer)
+			if !ok {
+				return fmt.Errorf("dispensed %T, not a trainer", impl)
+			}
+			info, err := t.Info(ctx)
+			if err != nil {
+				return fmt.Errorf("info: %w", err)
+			}
+			if !slices.Contains(info.APIVersions, trainer.APIVersion) {
+				return fmt.Errorf("plugin speaks %v, the daemon needs %s", info.APIVersions, trainer.APIVersion)
+			}
+			return nil
+		},
+		Health: func(ctx context.Context, impl any) error {
+			_, err := impl.(trainer.Trainer).Info(ctx)
+			return err
+		},
+	}
+}
+
+// Defaults returns the configured job parameters per job type.
+func Defaults(cfg *config.Config) map[string]json.RawMessage {
+	out := map[string]json.RawMessage{}
+	for typ, v := range map[trainer.JobType]any{
+		trainer.JobValidate: cfg.Trainer.Validate,
+		trainer.JobAugment:  cfg.Trainer.AugmentParams(),
+		trainer.JobDataset:  cfg.Trainer.Dataset,
+	} {
+		b, err := json.Marshal(v)
+		if err == nil {
+			out[string(typ)] = b
+		}
+	}
+	return out
+}
