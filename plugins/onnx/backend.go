@@ -242,6 +242,9 @@ func (b *Backend) Detect(ctx context.Context, handle string, images [][]byte, p 
 	if err != nil {
 		return nil, err
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	params, err := checkParams(p.Params)
 	if err != nil {
 		return nil, err
