@@ -355,10 +355,6 @@ func (o *Opener) Write(p []byte) (int, error) {
 		return 0, o.err
 	}
 	total := len(p)
-	if o.n+int64(len(p)) > o.s.Header.BigSize {
-		o.err = fmt.Errorf("big part: %w: longer than the %d bytes the header says", ErrFormat, o.s.Header.BigSize)
-		return 0, o.err
-	}
 	if o.n < BigPrefixSize {
 		k := copy(o.prefix[o.n:], p)
 		o.n += int64(k)
@@ -369,6 +365,10 @@ func (o *Opener) Write(p []byte) (int, error) {
 				return 0, err
 			}
 		}
+	}
+	if o.n+int64(len(p)) > o.s.Header.BigSize {
+		o.err = fmt.Errorf("big part: %w: longer than the %d bytes the header says", ErrFormat, o.s.Header.BigSize)
+		return 0, o.err
 	}
 	if len(p) > 0 {
 		o.mac.Write(p)

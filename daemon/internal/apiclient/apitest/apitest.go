@@ -102,10 +102,15 @@ func (s *Server) FailNext(statuses ...int) {
 	s.mu.Unlock()
 }
 
-// BindHardware allows user email to fetch resources only for hardwareHash.
+// BindHardware allows user email to fetch resources only for hardwareHash
+// ("" lifts the restriction).
 func (s *Server) BindHardware(email, hardwareHash string) {
 	s.mu.Lock()
-	s.hardware[strings.ToLower(email)] = hardwareHash
+	if hardwareHash == "" {
+		delete(s.hardware, strings.ToLower(email))
+	} else {
+		s.hardware[strings.ToLower(email)] = hardwareHash
+	}
 	s.mu.Unlock()
 }
 

@@ -1,0 +1,248 @@
+// Package fetch publishes models (encrypt, split, upload the small part to
+// the Azaion REST API and the big part to the CDN) and pulls them (fetch both
+// parts, verify while downloading, keep them encrypted in the local store,
+// decrypt in memory). It is imported only by the daemon and its CLI.
+//
+// Naming: model name:version has its small part at the API as resource
+// "<name>@<version>.small" in folder "models", and its big part on the CDN at
+// "models/<name>/<version>/big". The versions of a model are the folders
+// under "models/<name>/" on the CDN; "latest" is the highest by
+// modelstore.CompareVersions.
+package fetch
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/azaion/edge/daemon/internal/apiclient"
+	"github.com/azaion/edge/daemon/internal/cdn"
+	"github.com/azaion/edge/daemon/internal/modelstore"
+	"github.com/azaion/edge/sdk/api"
+	"github.com/azaion/edge/sdk/container"
+	"github.com/azaion/edge/sdk/model"
+)
+
+// Folder is the API folder of small parts.
+const Folder = "models"
+
+// SmallName is the API resource name of a small part.
+func SmallName(name, version string) string { return name + "@" + version + ".small" }
+
+// BigKey is the CDN key of a big part.
+func BigKey(name, version string) string { return "models/" + name + "/" + version + "/big" }
+
+// Service ties the API, the CDN and the local store together. Fields that an
+// operation does not use may be nil (Publish needs API and CDNWriter; Pull
+// needs API, CDN and Store; Load needs Store).
+type Service struct {
+	API       *apiclient.Client
+	CDN       *cdn.Reader
+	CDNWriter *cdn.Writer
+	Store     *modelstore.Store
+	// Keys gives the hardware-bound keys; its HardwareHash is sent to the API.
+	Keys modelstore.Keyring
+	Log  *slog.Logger
+	// OnRequest, when set, sees the start offset of every CDN request (tests).
+	OnRequest func(start int64)
+}
+
+func (s *Service) log() *slog.Logger {
+	if s.Log != nil {
+		return s.Log
+	}
+	return slog.Default()
+}
+
+// Publish encrypts and splits a model and uploads both parts: the big part
+// to the CDN first, then the small part to the API.
+func (s *Service) Publish(ctx context.Context, plaintext []byte, desc model.Descriptor) (*container.Header, error) {
+	if err := desc.Validate(); err != nil {
+		return nil, err
+	}
+	if !model.ValidName(desc.Version) {
+		return nil, fmt.Errorf("publish %s: a version is required", desc.Name)
+	}
+	if s.API == nil || s.CDNWriter == nil {
+		return nil, errors.New("publish: the API and the CDN (write credentials) must be configured")
+	}
+	sealed, err := container.Seal(plaintext, desc, container.SealOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("publish %s: %w", desc.ID(), err)
+	}
+	defer clear(sealed.Small)
+	if err := s.CDNWriter.EnsureBucket(ctx); err != nil {
+		return nil, fmt.Errorf("publish %s: %w", desc.ID(), err)
+	}
+	if err := s.CDNWriter.Upload(ctx, BigKey(desc.Name, desc.Version), bytes.NewReader(sealed.Big), int64(len(sealed.Big))); err != nil {
+		return nil, fmt.Errorf("publish %s: big part: %w", desc.ID(), err)
+	}
+	if err := s.API.Upload(ctx, Folder, SmallName(desc.Name, desc.Version), sealed.Small); err != nil {
+		return nil, fmt.Errorf("publish %s: small part: %w", desc.ID(), err)
+	}
+	s.log().Info("model published", "model", desc.ID(), "bytes", len(plaintext), "container", sealed.Header.ID)
+	return &sealed.Header, nil
+}
+
+// Latest returns the highest version of name on the CDN.
+func (s *Service) Latest(ctx context.Context, name string) (string, error) {
+	vers, err := s.CDN.Prefixes(ctx, "models/"+name+"/")
+	if err != nil {
+		return "", err
+	}
+	best := ""
+	for _, v := range vers {
+		if model.ValidName(v) && (best == "" || modelstore.CompareVersions(v, best) > 0) {
+			best = v
+		}
+	}
+	if best == "" {
+		return "", fmt.Errorf("model %s: no published version on the CDN", name)
+	}
+	return best, nil
+}
+
+// Pulled is the result of Pull.
+type Pulled struct {
+	// Manifest of the stored model.
+	Manifest *modelstore.Manifest
+	// Bytes is the plaintext model, in memory only.
+	Bytes []byte
+	// Cached is true when the version was already in the store.
+	Cached bool
+}
+
+// Pull fetches name:version (version "" = latest on the CDN), verifies it
+// while it downloads, stores the encrypted parts and returns the plaintext in
+// memory. A version already in the store is loaded from it. An interrupted
+// download resumes where it stopped (even in a later Pull). On any
+// verification error nothing is stored or returned, and the error says which
+// part failed.
+func (s *Service) Pull(ctx context.Context, name, version string, progress func(api.ModelPullProgress)) (*Pulled, error) {
+	report := func(p api.ModelPullProgress) {
+		if progress != nil {
+			p.Name = name
+			if p.Version == "" {
+				p.Version = version
+			}
+			progress(p)
+		}
+	}
+	if !model.ValidName(name) || (version != "" && !model.ValidName(version)) {
+		return nil, fmt.Errorf("pull %s:%s: invalid model name or version", name, version)
+	}
+	if s.API == nil || s.CDN == nil || s.Store == nil {
+		return nil, errors.New("pull: the API, the CDN and the state folder must be configured")
+	}
+	if version == "" {
+		report(api.ModelPullProgress{Stage: api.PullResolving})
+		v, err := s.Latest(ctx, name)
+		if err != nil {
+			return nil, fmt.Errorf("pull %s: %w", name, err)
+		}
+		version = v
+	}
+	id := name + ":" + version
+	if _, err := s.Store.Manifest(name, version); err == nil {
+		m, err := s.Store.Load(name, version, s.Keys)
+		if err != nil {
+			return nil, err
+		}
+		report(api.ModelPullProgress{Stage: api.PullCached})
+		return &Pulled{Manifest: &m.Manifest, Bytes: m.Bytes, Cached: true}, nil
+	}
+
+	key, err := s.Keys.Key(modelstore.KeyAccount)
+	if err != nil {
+		return nil, fmt.Errorf("pull %s: %w", id, err)
+	}
+	report(api.ModelPullProgress{Stage: api.PullSmall})
+	env, err := s.API.Get(ctx, Folder, SmallName(name, version), s.Keys.HardwareHash)
+	if err != nil {
+		return nil, fmt.Errorf("pull %s: small part: %w", id, err)
+	}
+	small, err := key.Open(env)
+	if err != nil {
+		return nil, fmt.Errorf("pull %s: small part from the API: %w", id, err)
+	}
+	defer clear(small)
+	sp, err := container.ParseSmall(small)
+	if err != nil {
+		return nil, fmt.Errorf("pull %s: %w", id, err)
+	}
+	if d := sp.Header.Descriptor; d.Name != name || d.Version != version {
+		return nil, fmt.Errorf("pull %s: %w: the API's small part is model %s", id, container.ErrMismatch, d.ID())
+	}
+	report(api.ModelPullProgress{Stage: api.PullSmall, Completed: int64(len(env)), Total: int64(len(env))})
+
+	w, err := s.Store.Create(name, version)
+	if err != nil {
+		return nil, err
+	}
+	o := sp.NewOpener()
+	if w.Offset() > 0 {
+		// Resume: feed what an earlier attempt stored through the verifier.
+		if _, err := io.Copy(o, w.Partial()); err != nil {
+			s.log().Warn("discarding a partial download that does not match", "model", id, "error", err)
+			if err := w.Restart(); err != nil {
+				w.Abort(false)
+				return nil, err
+			}
+			o = sp.NewOpener()
+		}
+	}
+	total := sp.Header.BigSize
+	_, err = s.CDN.Download(ctx, BigKey(name, version), io.MultiWriter(o, w.Big()), cdn.DownloadOptions{
+		Offset:    w.Offset(),
+		OnRequest: s.OnRequest,
+		Progress: func(done, _ int64) {
+			report(api.ModelPullProgress{Stage: api.PullBig, Completed: done, Total: total})
+		},
+	})
+	if err != nil {
+		var verr error
+		if errors.Is(err, container.ErrMismatch) || errors.Is(err, container.ErrFormat) {
+			verr = err
+		}
+		w.Abort(verr == nil && ctx.Err() == nil) // keep what arrived unless it is wrong
+		if verr == nil && errors.Is(err, cdn.ErrNotFound) {
+			return nil, fmt.Errorf("pull %s: big part: %w", id, err)
+		}
+		return nil, fmt.Errorf("pull %s: %w", id, err)
+	}
+	report(api.ModelPullProgress{Stage: api.PullVerifying})
+	pt, err := o.Finish()
+	if err != nil {
+		w.Abort(false)
+		return nil, fmt.Errorf("pull %s: %w", id, err)
+	}
+	h := sp.Header
+	m := modelstore.Manifest{Descriptor: h.Descriptor, ContainerID: h.ID, PlaintextSize: h.PlaintextSize,
+		PlaintextSHA256: h.PlaintextSHA256, Key: modelstore.KeyAccount, Source: "pull"}
+	if err := w.Commit(env, m); err != nil {
+		clear(pt)
+		w.Abort(false)
+		return nil, err
+	}
+	mf, err := s.Store.Manifest(name, version)
+	if err != nil {
+		clear(pt)
+		return nil, err
+	}
+	report(api.ModelPullProgress{Stage: api.PullStored})
+	s.log().Info("model pulled", "model", id, "bytes", len(pt))
+	return &Pulled{Manifest: mf, Bytes: pt}, nil
+}
+
+// ParseRef splits "name[:version]".
+func ParseRef(ref string) (name, version string, err error) {
+	name, version, _ = strings.Cut(ref, ":")
+	if !model.ValidName(name) || (version != "" && !model.ValidName(version)) {
+		return "", "", fmt.Errorf("model %q: want NAME or NAME:VERSION (letters, digits, '.', '_', '-')", ref)
+	}
+	return name, version, nil
+}
