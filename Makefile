@@ -23,9 +23,9 @@ deps: ## install what is missing: apt packages, ONNX Runtime, test servers (idem
 
 build: ## build bin/azaion (CGO_ENABLED=0) and bin/azaion-plugin-*
 	@mkdir -p bin
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/azaion ./daemon/cmd/azaion
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o bin/azaion ./daemon/cmd/azaion
 	@for p in $(PLUGINS); do d=$$(dirname plugins/*/cmd/$$p/main.go); \
-	  echo "$(GO) build -o bin/$$p ./$$d"; $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/$$p ./$$d || exit 1; \
+	  echo "$(GO) build -o bin/$$p ./$$d"; $(GO) build -ldflags '$(LDFLAGS)' -o bin/$$p ./$$d || exit 1; \
 	  sha256sum bin/$$p | cut -d' ' -f1 > bin/$$p.sha256; done
 
 test: deps build ## run every test (starts RabbitMQ and an S3 server for the run, stops them after)
