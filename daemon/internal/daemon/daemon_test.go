@@ -45,7 +45,7 @@ type harness struct {
 	done   chan error
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -56,7 +56,7 @@ func freeAddr(t *testing.T) string {
 }
 
 // startDaemon serves the given shared test models (linked into a models folder).
-func startDaemon(t *testing.T, models []string, tweak func(*config.Config)) *harness {
+func startDaemon(t testing.TB, models []string, tweak func(*config.Config)) *harness {
 	t.Helper()
 	plugins := filepath.Dir(testenv.Binary(t, "plugins/onnx/cmd/azaion-plugin-onnx"))
 	dir := t.TempDir()
@@ -106,7 +106,7 @@ func startDaemon(t *testing.T, models []string, tweak func(*config.Config)) *har
 	return h
 }
 
-func (h *harness) waitReady(t *testing.T, within time.Duration) {
+func (h *harness) waitReady(t testing.TB, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	var err error
@@ -131,7 +131,7 @@ func toYOLO(ds []api.Detection) []yolo.Detection {
 	return out
 }
 
-func busJPEG(t *testing.T) []byte {
+func busJPEG(t testing.TB) []byte {
 	t.Helper()
 	b, err := os.ReadFile(testenv.Model(t, "images/bus.jpg"))
 	if err != nil {
