@@ -9,8 +9,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	hclog "github.com/hashicorp/go-hclog"
@@ -251,24 +253,42 @@ func (b *Backend) Detect(ctx context.Context, handle string, images [][]byte, p 
 	}
 	m.requests.Add(1)
 	res := make([]backend.ImageResult, len(images))
+	prepared := make([]*request, len(images))
+	errs := make([]error, len(images))
+	prep := func(i int) {
+		r, ie, err := m.prepare(images[i], params, p.MaxPixels, &res[i])
+		prepared[i], errs[i], res[i].Err = r, err, ie
+	}
+	// Decode the images of one call in parallel, then queue them together so
+	// that they can share a batch.
+	if len(images) == 1 {
+		prep(0)
+	} else {
+		var wg sync.WaitGroup
+		next := atomic.Int64{}
+		for range min(len(images), runtime.GOMAXPROCS(0)) {
+			wg.Go(func() {
+				for i := int(next.Add(1)) - 1; i < len(images); i = int(next.Add(1)) - 1 {
+					prep(i)
+				}
+			})
+		}
+		wg.Wait()
+	}
 	reqs := make([]*request, 0, len(images))
-	m.pending.Add(int64(len(images)))
 	var callErr error
-	for i, img := range images {
-		if callErr != nil {
-			m.pending.Add(-1)
-			continue
-		}
-		r, ie, err := m.prepare(img, params, p.MaxPixels, &res[i])
-		if err != nil {
-			m.pending.Add(-1)
-			callErr = err
-			continue
-		}
-		if ie != nil {
-			m.pending.Add(-1)
-			res[i].Err = ie
+	for i, r := range prepared {
+		if res[i].Err != nil {
 			m.errors.Add(1)
+		}
+		if err := errs[i]; err != nil && callErr == nil {
+			callErr = err
+		}
+		if r == nil {
+			continue
+		}
+		if callErr != nil {
+			m.pool.put(r.tensor)
 			continue
 		}
 		if err := m.enqueue(ctx, r); err != nil {
@@ -309,10 +329,8 @@ func (b *Backend) DetectTensor(ctx context.Context, handle string, input []float
 		return res, fmt.Errorf("onnx: input has %d values, want 3*%d*%d = %d", len(input), m.h, m.w, want)
 	}
 	m.requests.Add(1)
-	m.pending.Add(1)
 	t, err := m.pool.get()
 	if err != nil {
-		m.pending.Add(-1)
 		return res, err
 	}
 	copy(t.GetData(), input)

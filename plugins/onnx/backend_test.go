@@ -148,6 +148,19 @@ func TestConcurrentCallsFormOneBatch(t *testing.T) {
 	if m := st.Models[0]; m.Requests != 5 || m.Images != 5 || m.Batches != 2 || m.Busy <= 0 { // alone (1) + one batch (4); the warm-up is not counted
 		t.Errorf("stats %+v, want 5 requests, 5 images, 2 batches", m)
 	}
+	t.Run("one call with four images, default wait", func(t *testing.T) {
+		b := newBackend(t, Config{})
+		lr := loadModel(t, b, "yolo11n_dequant_fp32.onnx")
+		res, err := b.Detect(context.Background(), lr.Handle, [][]byte{bus, bus, bus, bus}, backend.DetectParams{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range res {
+			if r.Err != nil || r.BatchSize != 4 || yolotest.Format(r.Detections) != yolotest.Format(alone[0].Detections) {
+				t.Errorf("image %d: batch %d, err %v, detections\n%s", i, r.BatchSize, r.Err, yolotest.Format(r.Detections))
+			}
+		}
+	})
 }
 
 func abs(v float32) float32 { return float32(math.Abs(float64(v))) }

@@ -52,7 +52,6 @@ type loaded struct {
 
 	pool    *tensorPool
 	reqs    chan *request
-	pending atomic.Int64 // images being preprocessed by callers
 	stop    chan struct{}
 	done    chan struct{}
 	once    sync.Once
@@ -140,14 +139,11 @@ func (m *loaded) enqueue(ctx context.Context, r *request) error {
 	r.enq = time.Now()
 	select {
 	case m.reqs <- r:
-		m.pending.Add(-1)
 		return nil
 	case <-ctx.Done():
-		m.pending.Add(-1)
 		m.pool.put(r.tensor)
 		return ctx.Err()
 	case <-m.stop:
-		m.pending.Add(-1)
 		m.pool.put(r.tensor)
 		return fmt.Errorf("onnx: model %s: %w: %w", m.handle, errUnloaded, backend.ErrUnknownHandle)
 	}
@@ -176,8 +172,8 @@ func (m *loaded) wait(ctx context.Context, r *request) error {
 }
 
 // run is the runner: it owns the session. It takes the first queued request,
-// gathers more (up to maxBatch) while callers are still preprocessing, for
-// at most the batch wait, and runs the batch.
+// gathers more until the batch is full (maxBatch) or the batch wait since
+// the first one has passed, and runs the batch.
 func (m *loaded) run() {
 	defer close(m.done)
 	timer := time.NewTimer(time.Hour)
@@ -207,7 +203,7 @@ func (m *loaded) run() {
 			default:
 			}
 			left := time.Until(deadline)
-			if m.pending.Load() <= 0 || left <= 0 {
+			if left <= 0 {
 				break
 			}
 			timer.Reset(left)
