@@ -50,11 +50,11 @@ type loaded struct {
 	out       []int64 // output shape with batch dim
 	layout    string
 
-	pool    *tensorPool
-	reqs    chan *request
-	stop    chan struct{}
-	done    chan struct{}
-	once    sync.Once
+	pool *tensorPool
+	reqs chan *request
+	stop chan struct{}
+	done chan struct{}
+	once sync.Once
 
 	// Runner-owned state.
 	batches map[int]*batchBufs
