@@ -22,9 +22,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/azaion/edge/daemon/internal/config"
+	"github.com/azaion/edge/daemon/internal/fetch"
 	"github.com/azaion/edge/daemon/internal/jobs"
 	"github.com/azaion/edge/daemon/internal/listen"
 	"github.com/azaion/edge/daemon/internal/localapi"
+	"github.com/azaion/edge/daemon/internal/modelstore"
 	"github.com/azaion/edge/daemon/internal/pluginmgr"
 	"github.com/azaion/edge/daemon/internal/sched"
 	"github.com/azaion/edge/sdk/api"
@@ -88,6 +90,29 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		jm.Register(d.api.Handle)
 		d.tasks = append(d.tasks, jm.Run)
 	}
+
+	// models (issue 3): the encrypted local store; serve cached models at
+	// start (even with the API and CDN down) and pull new ones.
+	ms, err := fetch.FromConfig(cfg, "", log.With("component", "models"))
+	if err != nil {
+		return nil, err
+	}
+	addStored := func(ctx context.Context, m *modelstore.Manifest) error {
+		desc := fetch.Descriptor(m)
+		return d.sched.Add(sched.Source{Descriptor: desc, Backend: fetch.BackendFor(desc.Format), Origin: "store:" + m.ID(), Open: ms.Open(m)})
+	}
+	if err := ms.LoadCached(context.Background(), addStored, func(n string) bool { return d.localModels[n] }); err != nil {
+		log.Error("stored models", "error", err)
+	}
+	ms.Register(d.api.Handle, func(ctx context.Context, m *modelstore.Manifest) error {
+		if err := addStored(ctx, m); err != nil {
+			return err
+		}
+		if err := d.sched.Load(ctx, m.Name); err != nil && !errors.Is(err, sched.ErrUnavailable) {
+			return err
+		}
+		return nil
+	})
 
 	return d, nil
 }

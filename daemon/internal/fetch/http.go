@@ -120,3 +120,27 @@ func writeError(w http.ResponseWriter, code, msg string) {
 	w.WriteHeader(api.StatusForCode(code))
 	json.NewEncoder(w).Encode(api.ErrorBody{Error: api.ErrorDetail{Code: code, Message: msg}})
 }
+
+// Open returns a function that verifies and decrypts the stored model m in
+// memory, for the scheduler to call whenever a backend loads it.
+func (s *Service) Open(m *modelstore.Manifest) func(ctx context.Context) ([]byte, error) {
+	name, version := m.Name, m.Version
+	return func(ctx context.Context) ([]byte, error) {
+		md, err := s.Store.Load(name, version, s.Keys)
+		if err != nil {
+			return nil, err
+		}
+		return md.Bytes, nil
+	}
+}
+
+// BackendFor returns the backend plugin that loads a model format.
+func BackendFor(format string) string {
+	switch format {
+	case model.FormatEngine:
+		return "tensorrt"
+	case model.FormatRKNN:
+		return "rknn"
+	}
+	return "onnx"
+}
