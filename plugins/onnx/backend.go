@@ -252,6 +252,7 @@ func (b *Backend) Detect(ctx context.Context, handle string, images [][]byte, p 
 		return nil, err
 	}
 	m.requests.Add(1)
+	m.pending.Add(int64(len(images)))
 	res := make([]backend.ImageResult, len(images))
 	prepared := make([]*request, len(images))
 	errs := make([]error, len(images))
@@ -278,6 +279,7 @@ func (b *Backend) Detect(ctx context.Context, handle string, images [][]byte, p 
 	reqs := make([]*request, 0, len(images))
 	var callErr error
 	for i, r := range prepared {
+		m.pending.Add(-1)
 		if res[i].Err != nil {
 			m.errors.Add(1)
 		}

@@ -52,9 +52,12 @@ type loaded struct {
 
 	pool *tensorPool
 	reqs chan *request
-	stop chan struct{}
-	done chan struct{}
-	once sync.Once
+	// pending counts the images of Detect calls still being decoded: the
+	// runner waits for a batch to fill only while some are.
+	pending atomic.Int64
+	stop    chan struct{}
+	done    chan struct{}
+	once    sync.Once
 
 	// Runner-owned state.
 	batches map[int]*batchBufs
@@ -172,8 +175,9 @@ func (m *loaded) wait(ctx context.Context, r *request) error {
 }
 
 // run is the runner: it owns the session. It takes the first queued request,
-// gathers more until the batch is full (maxBatch) or the batch wait since
-// the first one has passed, and runs the batch.
+// gathers more until the batch is full (maxBatch), the batch wait since the
+// first one has passed, or no other caller is still decoding an image (a
+// lone request never waits), and runs the batch.
 func (m *loaded) run() {
 	defer close(m.done)
 	timer := time.NewTimer(time.Hour)
@@ -203,7 +207,7 @@ func (m *loaded) run() {
 			default:
 			}
 			left := time.Until(deadline)
-			if left <= 0 {
+			if left <= 0 || m.pending.Load() <= 0 {
 				break
 			}
 			timer.Reset(left)
