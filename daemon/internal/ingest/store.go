@@ -1,0 +1,468 @@
+package ingest
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/azaion/edge/sdk/annotation"
+	"github.com/azaion/edge/sdk/yololabel"
+)
+
+// The folders under the data root that the ingest writes (each annotation
+// folder has images/ and labels/).
+const (
+	SeedDir    = "data-seed"
+	DataDir    = "data"
+	DeletedDir = "data_deleted"
+	RejectsDir = "rejects"
+	tmpDir     = ".ingest-tmp"
+)
+
+var (
+	folders   = []string{DataDir, SeedDir, DeletedDir}
+	imageExts = []string{"jpg", "png"}
+)
+
+// Message is one stream message: its offset and its body.
+type Message struct {
+	// Offset is the message's stream offset.
+	Offset int64
+	// Body is the msgpack message.
+	Body []byte
+}
+
+// Reject is a message set aside in rejects/.
+type Reject struct {
+	// Offset is the message's stream offset.
+	Offset int64
+	// Reason is the kind of problem (annotation.Reason or a state reason).
+	Reason string
+	// Msg is the one-line explanation.
+	Msg string
+}
+
+// Reasons for messages that decode but cannot be applied to what is on disk.
+const (
+	ReasonNoImage    = "no-image"
+	ReasonNotFound   = "not-found"
+	ReasonWriteError = "write-error"
+)
+
+// BatchResult says what ApplyBatch did.
+type BatchResult struct {
+	// Applied counts messages whose effect is on disk.
+	Applied int
+	// Rejected lists the messages set aside.
+	Rejected []Reject
+}
+
+// Store applies annotation events to the data root durably: every file is
+// written under a temporary name, fsynced and renamed, and ApplyBatch returns
+// only after the renames and the folders holding them are fsynced too.
+// Applying the same messages again leaves the same files (idempotent), so a
+// replay after a crash is harmless.
+type Store struct {
+	root   string
+	decode annotation.DecodeOptions
+	// syncWorkers bounds the concurrent fsyncs of one batch.
+	syncWorkers int
+}
+
+// NewStore prepares the folders under root and clears leftover temporary files.
+func NewStore(root string, decode annotation.DecodeOptions) (*Store, error) {
+	s := &Store{root: root, decode: decode, syncWorkers: 16}
+	dirs := []string{filepath.Join(root, RejectsDir), filepath.Join(root, tmpDir)}
+	for _, f := range folders {
+		dirs = append(dirs, filepath.Join(root, f, "images"), filepath.Join(root, f, "labels"))
+	}
+	for _, d := range dirs {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("data root: %w", err)
+		}
+	}
+	tmp := filepath.Join(root, tmpDir)
+	ents, err := os.ReadDir(tmp)
+	if err != nil {
+		return nil, fmt.Errorf("data root: %w", err)
+	}
+	for _, e := range ents {
+		_ = os.Remove(filepath.Join(tmp, e.Name()))
+	}
+	return s, nil
+}
+
+// Root returns the data root.
+func (s *Store) Root() string { return s.root }
+
+// pending is one message prepared for the apply phase.
+type pending struct {
+	msg    Message
+	a      *annotation.Annotation
+	reject *Reject
+	// tmp files written and fsynced in the prepare phase ("" when none).
+	img, label, rejMsg, rejTxt string
+}
+
+// ApplyBatch applies msgs in order. Phase 1 writes every new file's content
+// to a temporary file; phase 2 fsyncs them all (concurrently, so the file
+// system can commit them together); phase 3 applies each message in order
+// with renames (metadata only); phase 4 fsyncs every folder touched. An error
+// means the batch may be partly applied and must be retried (it is
+// idempotent); bad messages are not errors but rejects.
+func (s *Store) ApplyBatch(msgs []Message) (BatchResult, error) {
+	var res BatchResult
+	ps := make([]*pending, len(msgs))
+	var toSync []*os.File
+	defer func() {
+		for _, f := range toSync {
+			f.Close()
+		}
+	}()
+	write := func(name string, data []byte) (string, error) {
+		p := filepath.Join(s.root, tmpDir, name)
+		f, err := os.OpenFile(p, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+		if err != nil {
+			return "", err
+		}
+		toSync = append(toSync, f)
+		if _, err := f.Write(data); err != nil {
+			return "", fmt.Errorf("write %s: %w", p, err)
+		}
+		return p, nil
+	}
+	// Phase 1: decode and write the temporary files.
+	for i, m := range msgs {
+		p := &pending{msg: m}
+		ps[i] = p
+		off := strconv.FormatInt(m.Offset, 10)
+		a, err := annotation.Decode(m.Body, s.decode)
+		if err != nil {
+			r := rejectOf(m.Offset, err)
+			p.reject = &r
+			if p.rejMsg, err = write(off+".rej.msgpack", m.Body); err != nil {
+				return res, err
+			}
+			if p.rejTxt, err = write(off+".rej.txt", []byte(r.line())); err != nil {
+				return res, err
+			}
+			continue
+		}
+		p.a = a
+		if len(a.Image) > 0 && (a.Op == annotation.Created || a.Op == annotation.Validated) {
+			if p.img, err = write(off+".img", a.Image); err != nil {
+				return res, err
+			}
+		}
+		if a.Op != annotation.Deleted {
+			if p.label, err = write(off+".txt", labelBytes(a.Labels)); err != nil {
+				return res, err
+			}
+		}
+	}
+	// Phase 2: fsync the temporary files.
+	if err := s.syncFiles(toSync); err != nil {
+		return res, err
+	}
+	// Phase 3: apply in order.
+	touched := map[string]bool{}
+	for _, p := range ps {
+		if p.reject != nil {
+			if err := s.placeReject(p, touched); err != nil {
+				return res, err
+			}
+			res.Rejected = append(res.Rejected, *p.reject)
+			continue
+		}
+		r, err := s.apply(p, touched)
+		if err != nil {
+			return res, err
+		}
+		if r != nil {
+			p.reject = r
+			if err := s.writeStateReject(p, touched); err != nil {
+				return res, err
+			}
+			res.Rejected = append(res.Rejected, *r)
+			continue
+		}
+		res.Applied++
+	}
+	// Phase 4: fsync the folders whose entries changed.
+	dirs := make([]string, 0, len(touched))
+	for d := range touched {
+		dirs = append(dirs, d)
+	}
+	if err := s.syncDirs(dirs); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+func (r Reject) line() string {
+	return fmt.Sprintf("offset %d: %s: %s\n", r.Offset, r.Reason, r.Msg)
+}
+
+func rejectOf(off int64, err error) Reject {
+	var e *annotation.Error
+	if errors.As(err, &e) {
+		return Reject{Offset: off, Reason: string(e.Reason), Msg: e.Msg}
+	}
+	return Reject{Offset: off, Reason: "invalid", Msg: strings.ReplaceAll(err.Error(), "\n", " ")}
+}
+
+func labelBytes(boxes []annotation.Box) []byte {
+	yb := make([]yololabel.Box, len(boxes))
+	for i, b := range boxes {
+		yb[i] = yololabel.Box{Class: b.Class, CX: b.CX, CY: b.CY, W: b.W, H: b.H}
+	}
+	return yololabel.Format(yb)
+}
+
+func (s *Store) path(folder, kind, file string) string {
+	return filepath.Join(s.root, folder, kind, file)
+}
+
+// rename moves from to to and marks both folders touched.
+func (s *Store) rename(from, to string, touched map[string]bool) error {
+	if err := os.Rename(from, to); err != nil {
+		return fmt.Errorf("rename: %w", err)
+	}
+	touched[filepath.Dir(from)] = true
+	touched[filepath.Dir(to)] = true
+	return nil
+}
+
+// remove deletes path if it exists.
+func (s *Store) remove(path string, touched map[string]bool) error {
+	err := os.Remove(path)
+	if err == nil {
+		touched[filepath.Dir(path)] = true
+		return nil
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return fmt.Errorf("remove: %w", err)
+}
+
+// findImage returns the folder and extension of name's image, searching
+// folders in order ("" when there is none).
+func (s *Store) findImage(name string, in ...string) (folder, ext string) {
+	for _, f := range in {
+		for _, e := range imageExts {
+			if _, err := os.Lstat(s.path(f, "images", name+"."+e)); err == nil {
+				return f, e
+			}
+		}
+	}
+	return "", ""
+}
+
+// clearExcept removes name's image and label from every folder, except the
+// image keepImg and the label keepLabel (full paths).
+func (s *Store) clearExcept(name, keepImg, keepLabel string, touched map[string]bool) error {
+	for _, f := range folders {
+		for _, e := range imageExts {
+			if p := s.path(f, "images", name+"."+e); p != keepImg {
+				if err := s.remove(p, touched); err != nil {
+					return err
+				}
+			}
+		}
+		if p := s.path(f, "labels", name+".txt"); p != keepLabel {
+			if err := s.remove(p, touched); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// apply performs one decoded message's renames. It returns a reject when the
+// message cannot apply to what is on disk.
+func (s *Store) apply(p *pending, touched map[string]bool) (*Reject, error) {
+	a := p.a
+	label := a.Name + ".txt"
+	switch a.Op {
+	case annotation.Created, annotation.Validated:
+		target := SeedDir
+		if a.Op == annotation.Validated {
+			target = DataDir
+		}
+		img := s.path(target, "images", a.Name+"."+a.ImageFormat)
+		if p.img != "" {
+			if err := s.rename(p.img, img, touched); err != nil {
+				return nil, err
+			}
+		} else {
+			// Validated without an image: move the one ingested before.
+			f, e := s.findImage(a.Name, target, SeedDir, DataDir, DeletedDir)
+			if f == "" {
+				s.discard(p)
+				return &Reject{Offset: p.msg.Offset, Reason: ReasonNoImage,
+					Msg: fmt.Sprintf("validated %q carries no image and none was ingested before", a.Name)}, nil
+			}
+			img = s.path(target, "images", a.Name+"."+e)
+			if f != target {
+				if err := s.rename(s.path(f, "images", a.Name+"."+e), img, touched); err != nil {
+					return nil, err
+				}
+			}
+		}
+		lbl := s.path(target, "labels", label)
+		if err := s.rename(p.label, lbl, touched); err != nil {
+			return nil, err
+		}
+		return nil, s.clearExcept(a.Name, img, lbl, touched)
+	case annotation.Edited:
+		f, _ := s.findImage(a.Name, DataDir, SeedDir, DeletedDir)
+		if f == "" {
+			s.discard(p)
+			return &Reject{Offset: p.msg.Offset, Reason: ReasonNotFound,
+				Msg: fmt.Sprintf("edited %q: no annotation of that name in %s, %s or %s", a.Name, DataDir, SeedDir, DeletedDir)}, nil
+		}
+		return nil, s.rename(p.label, s.path(f, "labels", label), touched)
+	case annotation.Deleted:
+		for _, f := range []string{SeedDir, DataDir} {
+			for _, e := range imageExts {
+				from := s.path(f, "images", a.Name+"."+e)
+				if _, err := os.Lstat(from); err == nil {
+					if err := s.rename(from, s.path(DeletedDir, "images", a.Name+"."+e), touched); err != nil {
+						return nil, err
+					}
+				}
+			}
+			from := s.path(f, "labels", label)
+			if _, err := os.Lstat(from); err == nil {
+				if err := s.rename(from, s.path(DeletedDir, "labels", label), touched); err != nil {
+					return nil, err
+				}
+			}
+		}
+		return nil, nil
+	}
+	return nil, fmt.Errorf("operation %v", a.Op)
+}
+
+// discard removes a message's unused temporary files.
+func (s *Store) discard(p *pending) {
+	for _, t := range []string{p.img, p.label} {
+		if t != "" {
+			_ = os.Remove(t)
+		}
+	}
+}
+
+func (s *Store) placeReject(p *pending, touched map[string]bool) error {
+	off := strconv.FormatInt(p.msg.Offset, 10)
+	if err := s.rename(p.rejMsg, s.path(RejectsDir, "", off+".msgpack"), touched); err != nil {
+		return err
+	}
+	return s.rename(p.rejTxt, s.path(RejectsDir, "", off+".txt"), touched)
+}
+
+// writeStateReject sets aside a message rejected in the apply phase (rare:
+// its files are written and fsynced one by one).
+func (s *Store) writeStateReject(p *pending, touched map[string]bool) error {
+	off := strconv.FormatInt(p.msg.Offset, 10)
+	for _, f := range []struct {
+		name string
+		data []byte
+	}{{off + ".msgpack", p.msg.Body}, {off + ".txt", []byte(p.reject.line())}} {
+		tmp := filepath.Join(s.root, tmpDir, "state-"+f.name)
+		if err := writeSync(tmp, f.data); err != nil {
+			return err
+		}
+		if err := s.rename(tmp, s.path(RejectsDir, "", f.name), touched); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeSync writes data to path and fsyncs it.
+func writeSync(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("fsync %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+func (s *Store) syncFiles(files []*os.File) error {
+	return parallel(len(files), s.syncWorkers, func(i int) error {
+		if err := files[i].Sync(); err != nil {
+			return fmt.Errorf("fsync %s: %w", files[i].Name(), err)
+		}
+		return nil
+	})
+}
+
+func (s *Store) syncDirs(dirs []string) error {
+	return parallel(len(dirs), s.syncWorkers, func(i int) error { return syncDir(dirs[i]) })
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// parallel runs f(0..n-1) on up to workers goroutines and returns the first error.
+func parallel(n, workers int, f func(int) error) error {
+	if n == 0 {
+		return nil
+	}
+	if workers > n {
+		workers = n
+	}
+	var (
+		mu    sync.Mutex
+		first error
+		next  int
+		wg    sync.WaitGroup
+	)
+	for w := 0; w < workers; w++ {
+		wg.Go(func() {
+			for {
+				mu.Lock()
+				i := next
+				next++
+				stop := first != nil
+				mu.Unlock()
+				if i >= n || stop {
+					return
+				}
+				if err := f(i); err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return first
+}
