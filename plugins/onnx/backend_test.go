@@ -236,6 +236,18 @@ func TestBadImages(t *testing.T) {
 			}
 		})
 	}
+	t.Run("bmp and webp decode", func(t *testing.T) {
+		for _, f := range []string{"12x10.bmp", "12x10.webp"} {
+			img, err := os.ReadFile(filepath.Join("testdata", f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := b.Detect(context.Background(), lr.Handle, [][]byte{img}, backend.DetectParams{})
+			if err != nil || res[0].Err != nil || res[0].Width != 12 || res[0].Height != 10 {
+				t.Errorf("%s: %v %+v", f, err, res)
+			}
+		}
+	})
 	t.Run("mixed batch in one call", func(t *testing.T) {
 		res, err := b.Detect(context.Background(), lr.Handle, [][]byte{nil, bus, []byte("text")}, backend.DetectParams{})
 		if err != nil {

@@ -5,8 +5,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"image"
-	_ "image/gif" // header sniffing only; OpenCV decodes
-	_ "image/jpeg"
+	_ "image/jpeg" // header sniffing only; OpenCV decodes
+
 	_ "image/png"
 )
 
@@ -33,9 +33,14 @@ func readHeader(b []byte) (imageHeader, error) {
 	}
 	cfg, format, err := image.DecodeConfig(bytes.NewReader(b))
 	if err != nil {
-		return h, fmt.Errorf("not a JPEG, PNG, BMP, WebP or GIF image: %v", err)
+		return h, fmt.Errorf("not a JPEG, PNG, BMP or WebP image: %v", err)
 	}
 	h = imageHeader{format: format, width: cfg.Width, height: cfg.Height}
+	switch format {
+	case "jpeg", "png":
+	default: // a decoder another package registered (gif): OpenCV 4.6 cannot decode it
+		return h, fmt.Errorf("not a JPEG, PNG, BMP or WebP image: %s is not supported", format)
+	}
 	switch format {
 	case "jpeg":
 		if err := jpegComplete(b); err != nil {

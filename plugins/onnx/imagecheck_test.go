@@ -7,6 +7,7 @@ import (
 	"image/color"
 	"image/gif"
 	"image/png"
+	"os"
 	"strings"
 	"testing"
 )
@@ -41,6 +42,15 @@ func webpVP8X(w, h int) []byte {
 	return b
 }
 
+func readFile(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func TestReadHeader(t *testing.T) {
 	var gifBuf bytes.Buffer
 	if err := gif.Encode(&gifBuf, image.NewPaletted(image.Rect(0, 0, 7, 5), []color.Color{color.Black}), nil); err != nil {
@@ -58,7 +68,9 @@ func TestReadHeader(t *testing.T) {
 		{"jpeg", bus, "jpeg", 810, 1080, ""},
 		{"png", full, "png", 40, 30, ""},
 		{"truncated png", full[:len(full)-20], "", 0, 0, "truncated PNG"},
-		{"gif", gifBuf.Bytes(), "gif", 7, 5, ""},
+		{"gif is not supported (OpenCV 4.6 cannot decode it)", gifBuf.Bytes(), "", 0, 0, "not a JPEG, PNG, BMP or WebP"},
+		{"real bmp", readFile(t, "testdata/12x10.bmp"), "bmp", 12, 10, ""},
+		{"real webp", readFile(t, "testdata/12x10.webp"), "webp", 12, 10, ""},
 		{"bmp", bmpImage(640, -480), "bmp", 640, 480, ""},
 		{"bmp zero width", bmpImage(0, 480), "", 0, 0, "width"},
 		{"webp vp8x huge", webpVP8X(30000, 20000), "webp", 30000, 20000, ""},

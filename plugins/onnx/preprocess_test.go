@@ -8,6 +8,7 @@ import (
 
 	"github.com/azaion/edge/internal/testenv"
 	"github.com/azaion/edge/sdk/backend"
+	"github.com/azaion/edge/sdk/yolo"
 )
 
 // readF32 reads a raw little-endian float32 file.
@@ -90,5 +91,14 @@ func BenchmarkPreprocess(b *testing.B) {
 		if _, ie := preprocess(img, dst, 640, 640, false, 0); ie != nil {
 			b.Fatal(ie)
 		}
+	}
+}
+
+func BenchmarkFillPlanes(b *testing.B) {
+	lb := yolo.NewLetterbox(810, 1080, 640, 640)
+	pix := make([]uint8, lb.NewW*lb.NewH*3)
+	dst := make([]float32, 3*640*640)
+	for b.Loop() {
+		fillPlanes(dst, pix, lb.NewW*3, lb, false)
 	}
 }
