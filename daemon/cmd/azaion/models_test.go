@@ -1,0 +1,150 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/azaion/edge/daemon/internal/apiclient/apitest"
+	"github.com/azaion/edge/internal/testenv"
+	"github.com/azaion/edge/sdk/api"
+	"github.com/azaion/edge/sdk/yolo"
+	"github.com/azaion/edge/sdk/yolo/yolotest"
+)
+
+// TestModelsPublishPullServe runs the real binaries against the fake REST API
+// and the real S3 server: `azaion models publish`, then `azaion models pull`
+// through a running daemon, which loads the model from memory and detects
+// bus.jpg like the reference; then the daemon restarts with the API and the
+// CDN down and still serves the model from its encrypted store.
+func TestModelsPublishPullServe(t *testing.T) {
+	azaion := testenv.Binary(t, "daemon/cmd/azaion")
+	plugin := testenv.Binary(t, "plugins/onnx/cmd/azaion-plugin-onnx")
+	const email, password = "edge@example.com", "pull-test-password"
+	srv := apitest.New(t, map[string]string{email: password})
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "models"), 0o755)
+	cfgFile := filepath.Join(dir, "azaion.yaml")
+	os.WriteFile(cfgFile, []byte("onnx:\n  intra_op_threads: 2\n"), 0o644)
+	sock := filepath.Join(dir, "azaion.sock")
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	s3key, s3secret := testenv.Env(t, "AZAION_TEST_S3_ACCESS_KEY", "the S3 server"), testenv.Env(t, "AZAION_TEST_S3_SECRET_KEY", "the S3 server")
+	env := append(os.Environ(),
+		"AZAION_CONFIG="+cfgFile,
+		"AZAION_HTTP_ADDR="+addr,
+		"AZAION_SOCKET="+sock,
+		"AZAION_MODELS_DIR="+filepath.Join(dir, "models"),
+		"AZAION_STATE_DIR="+filepath.Join(dir, "state"),
+		"AZAION_PLUGIN_DIR="+filepath.Dir(plugin),
+		"AZAION_ORT_LIB="+testenv.ORTLib(t),
+		"AZAION_API_URL="+srv.URL,
+		"AZAION_API_CA_FILE="+srv.CAFile,
+		"AZAION_API_EMAIL="+email,
+		"AZAION_API_PASSWORD="+password,
+		"AZAION_CDN_ENDPOINT="+testenv.Env(t, "AZAION_TEST_S3_ENDPOINT", "the S3 server (versitygw)"),
+		fmt.Sprintf("AZAION_CDN_BUCKET=cli-test-%d", time.Now().UnixNano()),
+		"AZAION_CDN_READ_KEY_ID="+s3key, "AZAION_CDN_READ_SECRET="+s3secret,
+		"AZAION_CDN_WRITE_KEY_ID="+s3key, "AZAION_CDN_WRITE_SECRET="+s3secret,
+	)
+	cli := func(env []string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command(azaion, args...)
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("azaion %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	out := cli(env, "models", "publish", testenv.Model(t, "yolo11n_int8.onnx"), "--name", "yolo", "--version", "1")
+	if !strings.Contains(out, "published yolo:1") {
+		t.Fatalf("publish: %s", out)
+	}
+
+	serve := func(env []string) (stop func()) {
+		var logs bytes.Buffer
+		cmd := exec.Command(azaion, "serve")
+		cmd.Env = env
+		cmd.Stderr = &logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		c := api.NewSocketClient(sock)
+		for deadline := time.Now().Add(time.Minute); ; {
+			if _, err := c.Models(context.Background()); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				t.Fatalf("daemon did not answer:\n%s", logs.String())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		return func() {
+			cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-exited:
+			case <-time.After(30 * time.Second):
+				cmd.Process.Kill()
+				t.Errorf("daemon did not stop:\n%s", logs.String())
+			}
+			if t.Failed() {
+				t.Logf("daemon logs:\n%s", logs.String())
+			}
+		}
+	}
+	detectBus := func() {
+		t.Helper()
+		c := api.NewSocketClient(sock)
+		for deadline := time.Now().Add(2 * time.Minute); c.Ready(context.Background()) != nil; time.Sleep(200 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("daemon not ready")
+			}
+		}
+		img, _ := os.ReadFile(testenv.Model(t, "images/bus.jpg"))
+		res, err := c.Detect(context.Background(), img, api.DetectOptions{Model: "yolo"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make([]yolo.Detection, len(res.Detections))
+		for i, d := range res.Detections {
+			got[i] = yolo.Detection{ClassID: d.ClassID, Score: float32(d.Score),
+				Box: yolo.Box{X1: float32(d.Box.X1), Y1: float32(d.Box.Y1), X2: float32(d.Box.X2), Y2: float32(d.Box.Y2)}}
+		}
+		yolotest.Match(t, got, yolotest.Load(t, testenv.Model(t, "yolo11n_int8.ref.json"), "bus.jpg"))
+	}
+
+	stop := serve(env)
+	out = cli(env, "models", "pull", "yolo:1")
+	if !strings.Contains(out, "loaded") {
+		t.Fatalf("pull through the daemon: %s", out)
+	}
+	detectBus()
+	stop()
+
+	// The API and the CDN go down; the restarted daemon serves the cached model.
+	srv.Close()
+	down := append(env[:len(env):len(env)], "AZAION_CDN_ENDPOINT=http://127.0.0.1:1")
+	stop = serve(down)
+	defer stop()
+	detectBus()
+	ms, err := api.NewSocketClient(sock).Models(context.Background())
+	if err != nil || len(ms.Models) != 1 || !strings.HasPrefix(ms.Models[0].Origin, "store:yolo:1") {
+		t.Fatalf("models after restart: %+v %v", ms, err)
+	}
+	if list := cli(down, "models", "list"); !strings.Contains(list, "yolo") || !strings.Contains(list, "pull") {
+		t.Fatalf("models list: %s", list)
+	}
+}
