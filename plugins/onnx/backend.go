@@ -254,56 +254,57 @@ func (b *Backend) Detect(ctx context.Context, handle string, images [][]byte, p 
 	m.requests.Add(1)
 	m.pending.Add(int64(len(images)))
 	res := make([]backend.ImageResult, len(images))
-	prepared := make([]*request, len(images))
+	reqs := make([]*request, len(images))
 	errs := make([]error, len(images))
 	prep := func(i int) {
 		r, ie, err := m.prepare(images[i], params, p.MaxPixels, &res[i])
-		prepared[i], errs[i], res[i].Err = r, err, ie
+		reqs[i], errs[i], res[i].Err = r, err, ie
 	}
-	// Decode the images of one call in parallel, then queue them together so
-	// that they can share a batch.
-	if len(images) == 1 {
-		prep(0)
-	} else {
-		var wg sync.WaitGroup
-		next := atomic.Int64{}
-		for range min(len(images), runtime.GOMAXPROCS(0)) {
-			wg.Go(func() {
-				for i := int(next.Add(1)) - 1; i < len(images); i = int(next.Add(1)) - 1 {
-					prep(i)
-				}
-			})
-		}
-		wg.Wait()
-	}
-	reqs := make([]*request, 0, len(images))
 	var callErr error
-	for i, r := range prepared {
-		m.pending.Add(-1)
-		if res[i].Err != nil {
-			m.errors.Add(1)
-		}
-		if err := errs[i]; err != nil && callErr == nil {
-			callErr = err
-		}
-		if r == nil {
-			continue
-		}
-		if callErr != nil {
-			m.pool.put(r.tensor)
-			continue
-		}
-		if err := m.enqueue(ctx, r); err != nil {
-			callErr = err
-			continue
-		}
-		reqs = append(reqs, r)
-	}
-	for _, r := range reqs {
-		if err := m.wait(ctx, r); err != nil && callErr == nil {
-			callErr = err
+	waited := 0
+	waitUpTo := func(n int) {
+		for ; waited < n; waited++ {
+			if r := reqs[waited]; r != nil {
+				if err := m.wait(ctx, r); err != nil && callErr == nil {
+					callErr = err
+				}
+			}
 		}
 	}
+	// The images of one call are decoded in parallel, a chunk at a time, and
+	// each chunk is queued at once so that it can share a batch. At most two
+	// chunks are in flight, which bounds the memory a long call holds.
+	chunk := max(m.maxBatch, runtime.GOMAXPROCS(0))
+	for lo := 0; lo < len(images); lo += chunk {
+		hi := min(lo+chunk, len(images))
+		waitUpTo(max(0, lo-chunk))
+		if callErr == nil {
+			parallel(lo, hi, prep)
+		}
+		for i := lo; i < hi; i++ {
+			m.pending.Add(-1)
+			if res[i].Err != nil {
+				m.errors.Add(1)
+			}
+			if err := errs[i]; err != nil && callErr == nil {
+				callErr = err
+			}
+			r := reqs[i]
+			if r == nil {
+				continue
+			}
+			if callErr == nil {
+				callErr = m.enqueue(ctx, r)
+				if callErr == nil {
+					continue
+				}
+			} else {
+				m.pool.put(r.tensor)
+			}
+			reqs[i] = nil // not queued
+		}
+	}
+	waitUpTo(len(images))
 	if callErr != nil {
 		m.errors.Add(1)
 		return nil, callErr
@@ -345,6 +346,25 @@ func (b *Backend) DetectTensor(ctx context.Context, handle string, input []float
 		return res, err
 	}
 	return res, nil
+}
+
+// parallel runs f(i) for i in [lo, hi) on up to GOMAXPROCS goroutines.
+func parallel(lo, hi int, f func(int)) {
+	if hi-lo == 1 {
+		f(lo)
+		return
+	}
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	next.Store(int64(lo))
+	for range min(hi-lo, runtime.GOMAXPROCS(0)) {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < hi; i = int(next.Add(1)) - 1 {
+				f(i)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // checkParams fills defaults and rejects out-of-range parameters.

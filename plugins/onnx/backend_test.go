@@ -148,6 +148,24 @@ func TestConcurrentCallsFormOneBatch(t *testing.T) {
 	if m := st.Models[0]; m.Requests != 5 || m.Images != 5 || m.Batches != 2 || m.Busy <= 0 { // alone (1) + one batch (4); the warm-up is not counted
 		t.Errorf("stats %+v, want 5 requests, 5 images, 2 batches", m)
 	}
+	t.Run("one call with nine images, one bad", func(t *testing.T) {
+		imgs := [][]byte{bus, bus, bus, bus, []byte("junk"), bus, bus, bus, bus}
+		res, err := b.Detect(context.Background(), lr.Handle, imgs, backend.DetectParams{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range res {
+			if i == 4 {
+				if r.Err == nil || r.Err.Code != backend.ImageUndecodable {
+					t.Errorf("image 4: %+v, want undecodable", r.Err)
+				}
+				continue
+			}
+			if r.Err != nil || r.BatchSize < 1 || yolotest.Format(r.Detections) != yolotest.Format(alone[0].Detections) {
+				t.Errorf("image %d: batch %d, err %v, detections\n%s", i, r.BatchSize, r.Err, yolotest.Format(r.Detections))
+			}
+		}
+	})
 	t.Run("one call with four images, default wait", func(t *testing.T) {
 		b := newBackend(t, Config{})
 		lr := loadModel(t, b, "yolo11n_dequant_fp32.onnx")
