@@ -147,8 +147,10 @@ func (a *augmenter) run(ctx context.Context, todo []string, em *emitter) error {
 			// one thread so seeded noise is deterministic.
 			runtime.LockOSThread()
 			defer runtime.UnlockOSThread()
+			nf := newNoiseFields(a.p.Seed, a.p.NoiseStd)
+			defer nf.close()
 			for name := range jobs {
-				if err := a.image(ctx, name); err != nil {
+				if err := a.image(ctx, name, nf); err != nil {
 					errOnce.Do(func() { firstErr = err; cancel() })
 					continue
 				}
@@ -178,7 +180,7 @@ feed:
 }
 
 // image validates and augments one image of data/.
-func (a *augmenter) image(ctx context.Context, name string) error {
+func (a *augmenter) image(ctx context.Context, name string, nf *noiseFields) error {
 	src := filepath.Join(a.in, dirImages, name)
 	boxes, reason := checkLabels(labelPath(a.in, name), a.p.Checks)
 	var img gocv.Mat
@@ -207,7 +209,7 @@ func (a *augmenter) image(ctx context.Context, name string) error {
 			return err
 		}
 		pl := makePlan(a.p, stem(name), k, w, h)
-		out, err := applyPlan(img, pl)
+		out, err := applyPlan(img, pl, nf)
 		if err != nil {
 			return fmt.Errorf("augment %s variant %d: %w", name, k, err)
 		}
@@ -242,11 +244,59 @@ func (a *augmenter) writePair(name string, img []byte, boxes []yololabel.Box) er
 	return nil
 }
 
+// noisePad is how far noise windows may be offset in a noise field.
+const noisePad = 64
+
+// noiseFields are one worker's Gaussian noise fields (mean 128, standard
+// deviation std), one per image size, each noisePad larger than the image
+// both ways. A field depends only on the seed and the size, so outputs do
+// not depend on which worker made them; drawing one field per size instead
+// of fresh noise per variant saves most of the cost of noise.
+type noiseFields struct {
+	seed   int64
+	std    float64
+	fields map[image.Point]gocv.Mat
+}
+
+func newNoiseFields(seed int64, std float64) *noiseFields {
+	return &noiseFields{seed: seed, std: std, fields: map[image.Point]gocv.Mat{}}
+}
+
+// field returns the field for images of w x h. The caller's goroutine must
+// be locked to its OS thread (OpenCV's generator is per thread).
+func (n *noiseFields) field(w, h int) gocv.Mat {
+	k := image.Pt(w, h)
+	if f, ok := n.fields[k]; ok {
+		return f
+	}
+	if len(n.fields) >= 8 { // many image sizes: keep memory bounded
+		n.close()
+	}
+	f := gocv.NewMatWithSize(h+noisePad, w+noisePad, gocv.MatTypeCV8UC3)
+	gocv.SetRNGSeed(int(n.seed ^ int64(w)<<32 ^ int64(h)))
+	gocv.RandN(&f, gocv.NewScalar(128, 128, 128, 0), gocv.NewScalar(n.std, n.std, n.std, 0))
+	n.fields[k] = f
+	return f
+}
+
+func (n *noiseFields) close() {
+	for k, f := range n.fields {
+		f.Close()
+		delete(n.fields, k)
+	}
+}
+
 // applyPlan returns a new Mat: src with the plan's transforms applied
-// (geometry first, then colour, blur and noise).
-func applyPlan(src gocv.Mat, pl plan) (gocv.Mat, error) {
-	img := src.Clone()
-	swap := func(dst gocv.Mat) { img.Close(); img = dst }
+// (geometry first, then colour, blur and noise from nf).
+func applyPlan(src gocv.Mat, pl plan, nf *noiseFields) (gocv.Mat, error) {
+	img := src
+	owned := false
+	swap := func(dst gocv.Mat) {
+		if owned {
+			img.Close()
+		}
+		img, owned = dst, true
+	}
 	w, h := src.Cols(), src.Rows()
 	if pl.hasGeo {
 		dst := gocv.NewMat()
@@ -270,20 +320,16 @@ func applyPlan(src gocv.Mat, pl plan) (gocv.Mat, error) {
 		swap(dst)
 	}
 	if pl.bc {
-		lut, err := gocv.NewMatFromBytes(1, 256, gocv.MatTypeCV8U, bcLUT(pl.alpha, pl.beta))
-		if err != nil {
-			img.Close()
-			return gocv.Mat{}, err
-		}
 		dst := gocv.NewMat()
-		gocv.LUT(img, lut, &dst)
-		lut.Close()
+		img.ConvertToWithParams(&dst, gocv.MatTypeCV8UC3, float32(pl.alpha), float32(pl.beta))
 		swap(dst)
 	}
 	if pl.hsv {
 		lut, err := gocv.NewMatFromBytes(1, 256, gocv.MatTypeCV8UC3, hsvLUT(pl.hueShift, pl.satScale))
 		if err != nil {
-			img.Close()
+			if owned {
+				img.Close()
+			}
 			return gocv.Mat{}, err
 		}
 		hsv := gocv.NewMat()
@@ -300,15 +346,17 @@ func applyPlan(src gocv.Mat, pl plan) (gocv.Mat, error) {
 		gocv.GaussianBlur(img, &dst, image.Pt(pl.blurK, pl.blurK), 0, 0, gocv.BorderReflect101)
 		swap(dst)
 	}
-	if pl.noiseStd > 0 {
-		noise := gocv.NewMatWithSize(h, w, gocv.MatTypeCV8UC3)
-		gocv.SetRNGSeed(pl.noiseSeed)
-		s := pl.noiseStd
-		gocv.RandN(&noise, gocv.NewScalar(128, 128, 128, 0), gocv.NewScalar(s, s, s, 0))
+	if pl.noiseStd > 0 && nf != nil {
+		field := nf.field(w, h)
+		win := field.Region(image.Rect(pl.noiseOff.X, pl.noiseOff.Y, pl.noiseOff.X+w, pl.noiseOff.Y+h))
+		a := pl.noiseStd / nf.std
 		dst := gocv.NewMat()
-		gocv.AddWeighted(img, 1, noise, 1, -128, &dst)
-		noise.Close()
+		gocv.AddWeighted(img, 1, win, a, -128*a, &dst)
+		win.Close()
 		swap(dst)
+	}
+	if !owned {
+		return src.Clone(), nil
 	}
 	return img, nil
 }

@@ -86,7 +86,7 @@ func TestBoxTransformsMatchPixels(t *testing.T) {
 				if !pl.hasGeo {
 					t.Fatalf("plan %v has no geometry", pl.ops)
 				}
-				out, err := applyPlan(src, pl)
+				out, err := applyPlan(src, pl, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -155,12 +155,14 @@ func TestColourTransformsKeepBoxes(t *testing.T) {
 	}
 	src := gocv.NewMatWithSizeFromScalar(gocv.NewScalar(90, 120, 150, 0), 48, 64, gocv.MatTypeCV8UC3)
 	defer src.Close()
-	a, err := applyPlan(src, pl)
+	nf := newNoiseFields(1, 8)
+	defer nf.close()
+	a, err := applyPlan(src, pl, nf)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	b, _ := applyPlan(src, pl)
+	b, _ := applyPlan(src, pl, nf)
 	defer b.Close()
 	da, _ := a.DataPtrUint8()
 	db, _ := b.DataPtrUint8()

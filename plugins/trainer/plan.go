@@ -2,6 +2,7 @@ package trainer
 
 import (
 	"hash/fnv"
+	"image"
 	"math"
 	"math/rand/v2"
 
@@ -24,9 +25,10 @@ type plan struct {
 	satScale float64
 	// blurK is the Gaussian kernel (0 = none).
 	blurK int
-	// noiseStd > 0 adds Gaussian noise seeded with noiseSeed.
-	noiseStd  float64
-	noiseSeed int
+	// noiseStd > 0 adds Gaussian noise: a window at noiseOff of the
+	// worker's seeded noise field, scaled to noiseStd.
+	noiseStd float64
+	noiseOff image.Point
 	// ops lists the names of the applied transforms (for tests and logs).
 	ops []string
 }
@@ -105,19 +107,10 @@ func makePlan(p sdk.AugmentParams, key string, k, w, h int) plan {
 	}
 	if on[7] {
 		pl.noiseStd = p.NoiseStd * (0.5 + r.Float64()/2)
-		pl.noiseSeed = int(r.Int32())
+		pl.noiseOff = image.Pt(r.IntN(noisePad), r.IntN(noisePad))
 		pl.ops = append(pl.ops, "noise")
 	}
 	return pl
-}
-
-// bcLUT is the 256-entry table of pixel*alpha + beta, saturated.
-func bcLUT(alpha, beta float64) []byte {
-	t := make([]byte, 256)
-	for i := range t {
-		t[i] = sat8(float64(i)*alpha + beta)
-	}
-	return t
 }
 
 // hsvLUT is the 3-channel (interleaved H, S, V) table that shifts hue (0..179,
