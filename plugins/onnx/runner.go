@@ -61,6 +61,8 @@ type loaded struct {
 
 	// Runner-owned state.
 	batches map[int]*batchBufs
+	inData  []float32 // backing of the batch input tensors
+	outData []float32 // backing of the output tensors
 	dec     yolo.Decoder
 	scratch []yolo.Detection
 
@@ -313,6 +315,8 @@ func (m *loaded) infer(batch []*request) (*ort.Tensor[float32], func(), error) {
 }
 
 // bufs returns the tensors of batch size bs, creating them on first use.
+// The tensors of every batch size are views of one input and one output
+// buffer sized for the largest batch.
 func (m *loaded) bufs(bs int) (*batchBufs, error) {
 	if bb, ok := m.batches[bs]; ok {
 		return bb, nil
@@ -320,12 +324,18 @@ func (m *loaded) bufs(bs int) (*batchBufs, error) {
 	bb := &batchBufs{}
 	var err error
 	if bs > 1 {
-		if bb.in, err = ort.NewEmptyTensor[float32](ort.NewShape(int64(bs), 3, int64(m.h), int64(m.w))); err != nil {
+		if m.inData == nil {
+			m.inData = make([]float32, max(m.maxBatch, m.fixed)*3*m.h*m.w)
+		}
+		if bb.in, err = ort.NewTensor(ort.NewShape(int64(bs), 3, int64(m.h), int64(m.w)), m.inData); err != nil {
 			return nil, err
 		}
 	}
 	if m.out[1] > 0 && m.out[2] > 0 {
-		if bb.out, err = ort.NewEmptyTensor[float32](ort.NewShape(int64(bs), m.out[1], m.out[2])); err != nil {
+		if m.outData == nil {
+			m.outData = make([]float32, int64(max(m.maxBatch, m.fixed))*m.out[1]*m.out[2])
+		}
+		if bb.out, err = ort.NewTensor(ort.NewShape(int64(bs), m.out[1], m.out[2]), m.outData); err != nil {
 			if bb.in != nil {
 				bb.in.Destroy()
 			}
