@@ -41,7 +41,7 @@ type env struct {
 	stateDir  string
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	e := &env{api: apitest.New(t, map[string]string{alice.Email: alice.Password})}
 	e.cdnCfg = cdn.Config{
@@ -61,7 +61,7 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
-func (e *env) client(t *testing.T, cred keys.Credentials) *apiclient.Client {
+func (e *env) client(t testing.TB, cred keys.Credentials) *apiclient.Client {
 	c, err := apiclient.New(apiclient.Config{URL: e.api.URL, CAFile: e.api.CAFile, Credentials: cred, BaseDelay: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -70,7 +70,7 @@ func (e *env) client(t *testing.T, cred keys.Credentials) *apiclient.Client {
 }
 
 // edge returns the pulling side with its own store (a fresh state folder per call).
-func (e *env) edge(t *testing.T, cred keys.Credentials, hw string) *fetch.Service {
+func (e *env) edge(t testing.TB, cred keys.Credentials, hw string) *fetch.Service {
 	t.Helper()
 	r, err := cdn.NewReader(e.cdnCfg, e.cdnCred)
 	if err != nil {
