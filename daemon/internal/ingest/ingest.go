@@ -418,8 +418,15 @@ func (i *Ingester) applyBatch(batch []Message) error {
 	i.metrics.applied.Add(float64(res.Applied))
 	i.metrics.batchSeconds.Observe(time.Since(t0).Seconds())
 	i.metrics.lastOffset.Set(float64(last))
+	if testBatchHook != nil {
+		testBatchHook()
+	}
 	return nil
 }
+
+// testBatchHook, when set by a test, runs after every durable batch (to slow
+// the consumer down so that it can be killed mid-stream).
+var testBatchHook func()
 
 // storeServerOffset stores offset under the consumer name on the broker.
 // A failure (broker away) is logged; the next batch stores a newer offset,
