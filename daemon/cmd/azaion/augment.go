@@ -168,7 +168,9 @@ type progressBar struct {
 	printed bool
 }
 
-func newProgressBar(w io.Writer, tty bool) *progressBar { return &progressBar{w: w, tty: tty, decile: -1} }
+func newProgressBar(w io.Writer, tty bool) *progressBar {
+	return &progressBar{w: w, tty: tty, decile: -1}
+}
 
 func (b *progressBar) update(ev api.JobEvent) {
 	line := formatProgress(ev, 30)
@@ -226,4 +228,3 @@ func formatETA(s float64) string {
 	}
 	return fmt.Sprintf("%d:%02d", m, sec)
 }
-
