@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"image"
-	_ "image/gif"  // register decoders for DecodeConfig
 	_ "image/jpeg" // register decoders for DecodeConfig
 	_ "image/png"  // register decoders for DecodeConfig
 	"io"
@@ -18,7 +17,6 @@ import (
 	"time"
 
 	_ "golang.org/x/image/bmp"  // register decoders for DecodeConfig
-	_ "golang.org/x/image/tiff" // register decoders for DecodeConfig
 	_ "golang.org/x/image/webp" // register decoders for DecodeConfig
 
 	"github.com/azaion/edge/sdk/api"
@@ -140,15 +138,13 @@ func readImage(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, err
 	return b, nil
 }
 
-// imageMagic reports whether b starts like an image format the backends decode.
+// imageMagic reports whether b starts like an image format the backends
+// decode (JPEG, PNG, BMP, WebP).
 func imageMagic(b []byte) bool {
 	prefixes := [][]byte{
 		{0xFF, 0xD8, 0xFF},    // JPEG
 		{0x89, 'P', 'N', 'G'}, // PNG
-		[]byte("GIF8"),        // GIF
 		[]byte("BM"),          // BMP
-		{'I', 'I', 0x2A, 0},   // TIFF little-endian
-		{'M', 'M', 0, 0x2A},   // TIFF big-endian
 	}
 	for _, p := range prefixes {
 		if bytes.HasPrefix(b, p) {
@@ -163,7 +159,7 @@ func imageMagic(b []byte) bool {
 // bounds (422), before anything allocates the decoded pixels.
 func checkImage(b []byte, maxPixels int64) (image.Config, error) {
 	if !imageMagic(b) {
-		return image.Config{}, fmt.Errorf("%w: the body is %s, not a JPEG, PNG, BMP, GIF, TIFF or WebP image", errNotImage, http.DetectContentType(b))
+		return image.Config{}, fmt.Errorf("%w: the body is %s, not a JPEG, PNG, BMP or WebP image", errNotImage, http.DetectContentType(b))
 	}
 	cfg, format, err := image.DecodeConfig(bytes.NewReader(b))
 	if err != nil {
