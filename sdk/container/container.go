@@ -15,6 +15,9 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"runtime"
+	"sync"
+	"sync/atomic"
 
 	"github.com/azaion/edge/sdk/model"
 )
@@ -41,9 +44,10 @@ const (
 	CipherName = "AES-256-CBC-PKCS7"
 	MACName    = "HMAC-SHA256"
 
-	fixedPrefix = 12 // magic, version, reserved, header length
-	tagSize     = sha256.Size
-	ivSize      = aes.BlockSize
+	fixedPrefix  = 12      // magic, version, reserved, header length
+	decryptChunk = 4 << 20 // plaintext chunk decrypted by one worker
+	tagSize      = sha256.Size
+	ivSize       = aes.BlockSize
 
 	infoEnc      = "azaion-model-container/v1 aes-256-cbc"
 	infoMAC      = "azaion-model-container/v1 hmac-sha256"
@@ -417,25 +421,62 @@ func (o *Opener) Finish() ([]byte, error) {
 	}
 	ct := o.buf
 	o.buf, o.err = nil, errors.New("container: opener already finished")
-	cipher.NewCBCDecrypter(block, o.s.iv).CryptBlocks(ct, ct)
-	pad := int(ct[len(ct)-1])
-	if pad < 1 || pad > ivSize || int64(len(ct)-pad) != h.PlaintextSize {
-		clear(ct)
-		return nil, fmt.Errorf("%w: bad padding", ErrFormat)
+	// Decrypt chunks in parallel (a CBC chunk needs only the ciphertext block
+	// before it, saved first) and hash the plaintext in order as chunks finish.
+	n := (len(ct) + decryptChunk - 1) / decryptChunk
+	ivs := make([][ivSize]byte, n)
+	copy(ivs[0][:], o.s.iv)
+	for i := 1; i < n; i++ {
+		copy(ivs[i][:], ct[i*decryptChunk-ivSize:i*decryptChunk])
 	}
-	for _, c := range ct[len(ct)-pad:] {
-		if int(c) != pad {
-			clear(ct)
-			return nil, fmt.Errorf("%w: bad padding", ErrFormat)
+	done := make([]chan struct{}, n)
+	for i := range done {
+		done[i] = make(chan struct{})
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), 4, n) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				c := ct[i*decryptChunk : min((i+1)*decryptChunk, len(ct))]
+				cipher.NewCBCDecrypter(block, ivs[i][:]).CryptBlocks(c, c)
+				close(done[i])
+			}
+		})
+	}
+	sum := sha256.New()
+	pad := 0
+	for i := range n {
+		<-done[i]
+		c := ct[i*decryptChunk : min((i+1)*decryptChunk, len(ct))]
+		if i == n-1 {
+			pad = int(ct[len(ct)-1])
+			if pad < 1 || pad > ivSize || int64(len(ct)-pad) != h.PlaintextSize {
+				wg.Wait()
+				clear(ct)
+				return nil, fmt.Errorf("%w: bad padding", ErrFormat)
+			}
+			for _, b := range ct[len(ct)-pad:] {
+				if int(b) != pad {
+					wg.Wait()
+					clear(ct)
+					return nil, fmt.Errorf("%w: bad padding", ErrFormat)
+				}
+			}
+			c = c[:len(c)-pad]
 		}
+		sum.Write(c)
 	}
-	pt := ct[:len(ct)-pad]
-	sum := sha256.Sum256(pt)
-	if hex.EncodeToString(sum[:]) != h.PlaintextSHA256 {
+	wg.Wait()
+	if hex.EncodeToString(sum.Sum(nil)) != h.PlaintextSHA256 {
 		clear(ct)
 		return nil, ErrDigest
 	}
-	return pt, nil
+	return ct[:len(ct)-pad], nil
 }
 
 // Open verifies and decrypts a model held in memory as its two parts.

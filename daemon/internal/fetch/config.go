@@ -16,7 +16,9 @@ import (
 func StoreDir(cfg *config.Config) string { return filepath.Join(cfg.Paths.State, "models") }
 
 // LocalKeyFile returns the local key file under the state folder.
-func LocalKeyFile(cfg *config.Config) string { return filepath.Join(cfg.Paths.State, "keys", "local.key") }
+func LocalKeyFile(cfg *config.Config) string {
+	return filepath.Join(cfg.Paths.State, "keys", "local.key")
+}
 
 // FromConfig builds a Service from the daemon configuration: the store
 // always; the API client when api.url is set; the CDN reader and writer

@@ -18,6 +18,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/azaion/edge/daemon/internal/apiclient"
 	"github.com/azaion/edge/daemon/internal/cdn"
@@ -196,13 +197,19 @@ func (s *Service) Pull(ctx context.Context, name, version string, progress func(
 		}
 	}
 	total := sp.Header.BigSize
-	_, err = s.CDN.Download(ctx, BigKey(name, version), io.MultiWriter(o, w.Big()), cdn.DownloadOptions{
+	// Network reads on this goroutine; HMAC and the store write on the pipe's.
+	tDownload := time.Now()
+	pipe := newPipeWriter(io.MultiWriter(o, w.Big()))
+	_, err = s.CDN.Download(ctx, BigKey(name, version), pipe, cdn.DownloadOptions{
 		Offset:    w.Offset(),
 		OnRequest: s.OnRequest,
 		Progress: func(done, _ int64) {
 			report(api.ModelPullProgress{Stage: api.PullBig, Completed: done, Total: total})
 		},
 	})
+	if perr := pipe.Close(); err == nil && perr != nil {
+		err = fmt.Errorf("download %s: %w", BigKey(name, version), perr)
+	}
 	if err != nil {
 		var verr error
 		if errors.Is(err, container.ErrMismatch) || errors.Is(err, container.ErrFormat) {
@@ -215,11 +222,19 @@ func (s *Service) Pull(ctx context.Context, name, version string, progress func(
 		return nil, fmt.Errorf("pull %s: %w", id, err)
 	}
 	report(api.ModelPullProgress{Stage: api.PullVerifying})
+	tVerify := time.Now()
+	synced := make(chan error, 1)
+	go func() { synced <- w.Sync() }() // flush the big part while decrypting
 	pt, err := o.Finish()
+	if serr := <-synced; err == nil && serr != nil {
+		clear(pt)
+		err = serr
+	}
 	if err != nil {
 		w.Abort(false)
 		return nil, fmt.Errorf("pull %s: %w", id, err)
 	}
+	tStore := time.Now()
 	h := sp.Header
 	m := modelstore.Manifest{Descriptor: h.Descriptor, ContainerID: h.ID, PlaintextSize: h.PlaintextSize,
 		PlaintextSHA256: h.PlaintextSHA256, Key: modelstore.KeyAccount, Source: "pull"}
@@ -234,7 +249,8 @@ func (s *Service) Pull(ctx context.Context, name, version string, progress func(
 		return nil, err
 	}
 	report(api.ModelPullProgress{Stage: api.PullStored})
-	s.log().Info("model pulled", "model", id, "bytes", len(pt))
+	s.log().Info("model pulled", "model", id, "bytes", len(pt), "download", tVerify.Sub(tDownload).Round(time.Millisecond),
+		"verify", tStore.Sub(tVerify).Round(time.Millisecond), "store", time.Since(tStore).Round(time.Millisecond))
 	return &Pulled{Manifest: mf, Bytes: pt}, nil
 }
 

@@ -308,6 +308,15 @@ func (w *Writer) Partial() io.Reader {
 // Big returns the writer that appends to the big part.
 func (w *Writer) Big() io.Writer { return w.big }
 
+// Sync flushes the big part to disk (Commit does it too; calling it earlier
+// lets it overlap with other work).
+func (w *Writer) Sync() error {
+	if err := w.big.Sync(); err != nil {
+		return fmt.Errorf("model store: %w", err)
+	}
+	return nil
+}
+
 // Restart drops what an earlier attempt left.
 func (w *Writer) Restart() error {
 	if err := w.big.Truncate(0); err != nil {
