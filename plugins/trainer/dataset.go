@@ -57,9 +57,13 @@ func splitGroups(keys []string, p sdk.DatasetParams) map[string]string {
 	return out
 }
 
-// linkOrCopy hardlinks src to dst, copying when a link is not possible.
+// link is os.Link; tests replace it to exercise the copy fallback.
+var link = os.Link
+
+// linkOrCopy hardlinks src to dst, copying when a link is not possible
+// (another file system, or one without hardlinks).
 func linkOrCopy(src, dst string) error {
-	if err := os.Link(src, dst); err == nil {
+	if err := link(src, dst); err == nil {
 		return nil
 	}
 	if err := copyFile(src, dst); err != nil {

@@ -395,3 +395,36 @@ func sortedSplit(m map[string]string) []string {
 	sort.Strings(out)
 	return out
 }
+
+func TestDatasetCopiesWhenLinksFail(t *testing.T) {
+	link = func(string, string) error { return &os.LinkError{Op: "link", Err: syscall.EXDEV} }
+	defer func() { link = os.Link }()
+	root := t.TempDir()
+	proc := filepath.Join(root, DirProcessed)
+	mkdirs(filepath.Join(proc, dirImages), filepath.Join(proc, dirLabels))
+	for i := 0; i < 5; i++ {
+		n := fmt.Sprintf("c%d.jpg", i)
+		os.WriteFile(filepath.Join(proc, dirImages, n), []byte("image "+n), 0o644)
+		os.WriteFile(labelPath(proc, n), []byte("1 0.5 0.5 0.1 0.1\n"), 0o644)
+	}
+	p := sdk.DefaultDatasetParams()
+	p.Name = "copied"
+	res, err := datasetJob(context.Background(), root, p, time.Now(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for s, n := range res.Images {
+		names, _ := listImages(filepath.Join(res.Dir, s))
+		if len(names) != n {
+			t.Fatalf("%s: %d images, want %d", s, len(names), n)
+		}
+		for _, name := range names {
+			a, _ := os.Stat(filepath.Join(proc, dirImages, name))
+			b, _ := os.Stat(filepath.Join(res.Dir, s, dirImages, name))
+			data, _ := os.ReadFile(filepath.Join(res.Dir, s, dirImages, name))
+			if os.SameFile(a, b) || string(data) != "image "+name {
+				t.Fatalf("%s was not copied whole", name)
+			}
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -114,6 +115,9 @@ func runValidate(ctx context.Context, args []string) error {
 // Interrupting (Ctrl-C) cancels the job on the daemon.
 func runJob(ctx context.Context, c *api.Client, req api.JobRequest, detach bool, stdout, stderr io.Writer) error {
 	j, err := c.CreateJob(ctx, req)
+	if api.IsStatus(err, http.StatusNotFound) {
+		return fmt.Errorf("%w (the daemon serves no jobs: set trainer.enabled: true or AZAION_TRAINER=1 and restart it)", err)
+	}
 	if err != nil {
 		return err
 	}
