@@ -18,6 +18,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/azaion/edge/daemon/internal/apiclient"
@@ -50,6 +51,15 @@ type Service struct {
 	Log  *slog.Logger
 	// OnRequest, when set, sees the start offset of every CDN request (tests).
 	OnRequest func(start int64)
+
+	locks sync.Map // model id -> *sync.Mutex: one pull of a version at a time
+}
+
+func (s *Service) lock(id string) (unlock func()) {
+	m, _ := s.locks.LoadOrStore(id, &sync.Mutex{})
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
 }
 
 func (s *Service) log() *slog.Logger {
@@ -148,6 +158,8 @@ func (s *Service) Pull(ctx context.Context, name, version string, progress func(
 		version = v
 	}
 	id := name + ":" + version
+	unlock := s.lock(id)
+	defer unlock()
 	if _, err := s.Store.Manifest(name, version); err == nil {
 		m, err := s.Store.Load(name, version, s.Keys)
 		if err != nil {
@@ -215,7 +227,7 @@ func (s *Service) Pull(ctx context.Context, name, version string, progress func(
 		if errors.Is(err, container.ErrMismatch) || errors.Is(err, container.ErrFormat) {
 			verr = err
 		}
-		w.Abort(verr == nil && ctx.Err() == nil) // keep what arrived unless it is wrong
+		w.Abort(verr == nil) // keep what arrived (a later pull resumes) unless it is wrong
 		if verr == nil && errors.Is(err, cdn.ErrNotFound) {
 			return nil, fmt.Errorf("pull %s: big part: %w", id, err)
 		}

@@ -408,3 +408,29 @@ func TestImport(t *testing.T) {
 		t.Fatal("reader")
 	}
 }
+
+// TestConcurrentPulls: two pulls of the same version at once both succeed
+// and store it once.
+func TestConcurrentPulls(t *testing.T) {
+	e := newEnv(t)
+	orig := e.publish(t, "twice", "1")
+	edge := e.edge(t, alice, e.hw)
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			p, err := edge.Pull(context.Background(), "twice", "1", nil)
+			if err == nil && !bytes.Equal(p.Bytes, orig) {
+				err = errors.New("pulled bytes differ")
+			}
+			errs <- err
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if list, _ := edge.Store.List(); len(list) != 1 {
+		t.Fatalf("store holds %d versions", len(list))
+	}
+}
