@@ -73,6 +73,10 @@ type Ingester struct {
 
 	mu  sync.Mutex
 	env *stream.Environment
+	// deliverMu serialises hand-offs from the client's dispatchers.
+	deliverMu sync.Mutex
+	// toStore carries the latest durable offset to offsetStorer.
+	toStore chan int64
 
 	// lastApplied is the last offset whose files are durable (-1: none).
 	lastApplied atomic.Int64
@@ -110,7 +114,8 @@ func New(opts Options) (*Ingester, error) {
 	if err != nil {
 		return nil, err
 	}
-	i := &Ingester{opts: opts, store: st, log: opts.Log, in: make(chan Message, 2*opts.BatchMessages), started: time.Now()}
+	i := &Ingester{opts: opts, store: st, log: opts.Log, in: make(chan Message, 2*opts.BatchMessages),
+		toStore: make(chan int64, 1), started: time.Now()}
 	i.lastApplied.Store(-1)
 	i.lastQueued.Store(-1)
 	i.tail.Store(-1)
@@ -192,20 +197,28 @@ func (i *Ingester) Run(ctx context.Context) error {
 	defer cancel()
 	writerErr := make(chan error, 1)
 	wg.Go(func() { writerErr <- i.writer(ctx) })
-	wg.Go(func() { i.lagLoop(ctx) })
 	wg.Go(func() { i.statusLoop(ctx) })
 
-	connErr := make(chan error, 1)
-	wg.Go(func() { connErr <- i.connectLoop(ctx, start) })
+	// The broker-facing goroutines may sit in the client's own reconnect
+	// loops while the broker is away; Run waits for them a bounded time.
+	var bwg sync.WaitGroup
+	defer func() {
+		done := make(chan struct{})
+		go func() { bwg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			i.log.Warn("ingest: the broker client is still reconnecting; leaving it behind")
+		}
+	}()
+	bwg.Go(func() { i.lagLoop(ctx) })
+	bwg.Go(func() { i.offsetStorer(ctx) })
+	bwg.Go(func() { _ = i.connectLoop(ctx, start) })
 	select {
 	case err := <-writerErr:
-		cancel()
-		if err != nil && ctx.Err() == nil {
-			return err
-		}
 		return err
 	case <-ctx.Done():
-		return nil
+		return <-writerErr
 	}
 }
 
@@ -295,19 +308,7 @@ func (i *Ingester) consumeOnce(ctx context.Context, start *int64) error {
 	opts := stream.NewConsumerOptions().SetConsumerName(i.opts.Consumer).SetManualCommit().
 		SetOffset(spec).SetClientProvidedName("azaion-ingest").SetCRCCheck(false)
 	c, err := ha.NewReliableConsumer(env, i.opts.Stream, opts, func(cc stream.ConsumerContext, m *amqp.Message) {
-		off := cc.Consumer.GetOffset()
-		if off <= i.lastQueued.Load() {
-			return // a redelivery after a reconnect
-		}
-		var body []byte
-		if d := m.GetData(); d != nil {
-			body = d
-		}
-		select {
-		case i.in <- Message{Offset: off, Body: body}:
-			i.lastQueued.Store(off)
-		case <-ctx.Done():
-		}
+		i.deliver(ctx, cc.Consumer.GetOffset(), m.GetData())
 	})
 	if err != nil {
 		return fmt.Errorf("subscribe to %s: %w", i.opts.Stream, err)
@@ -334,9 +335,28 @@ func (i *Ingester) consumeOnce(ctx context.Context, start *int64) error {
 	}
 }
 
+// deliver hands one message to the writer. After a reconnect the client's
+// old dispatcher may still be inside deliver (blocked on a full queue) while
+// the new consumer, started after the last offset handed to deliver, begins
+// delivering: the lock, held across the hand-off, serialises them, and
+// lastQueued only grows, so a message is queued once and in order.
+func (i *Ingester) deliver(ctx context.Context, off int64, body []byte) {
+	i.deliverMu.Lock()
+	defer i.deliverMu.Unlock()
+	if off <= i.lastQueued.Load() {
+		return // a redelivery after a reconnect
+	}
+	select {
+	case i.in <- Message{Offset: off, Body: body}:
+		i.lastQueued.Store(off)
+	case <-ctx.Done():
+	}
+}
+
 // writer applies messages in batches and stores the offsets.
 func (i *Ingester) writer(ctx context.Context) error {
 	batch := make([]Message, 0, i.opts.BatchMessages)
+	lastSeen := i.lastApplied.Load()
 	var timer <-chan time.Time
 	flush := func() error {
 		if len(batch) == 0 {
@@ -354,6 +374,10 @@ func (i *Ingester) writer(ctx context.Context) error {
 			for {
 				select {
 				case m := <-i.in:
+					if m.Offset <= lastSeen {
+						continue
+					}
+					lastSeen = m.Offset
 					batch = append(batch, m)
 					if len(batch) >= i.opts.BatchMessages {
 						if err := flush(); err != nil {
@@ -365,9 +389,10 @@ func (i *Ingester) writer(ctx context.Context) error {
 				}
 			}
 		case m := <-i.in:
-			if m.Offset <= i.lastApplied.Load() {
-				continue
+			if m.Offset <= lastSeen {
+				continue // never apply an offset twice in a row or out of order
 			}
+			lastSeen = m.Offset
 			batch = append(batch, m)
 			if len(batch) == 1 && i.opts.BatchWait > 0 {
 				timer = time.After(i.opts.BatchWait)
@@ -428,17 +453,49 @@ func (i *Ingester) applyBatch(batch []Message) error {
 // the consumer down so that it can be killed mid-stream).
 var testBatchHook func()
 
-// storeServerOffset stores offset under the consumer name on the broker.
-// A failure (broker away) is logged; the next batch stores a newer offset,
-// and offset.yaml already holds this one.
+// storeServerOffset hands the offset to offsetStorer, replacing an older
+// one not yet stored: the writer never waits for the broker.
 func (i *Ingester) storeServerOffset(off int64) {
-	i.mu.Lock()
-	env := i.env
-	i.mu.Unlock()
-	if env == nil {
-		return
+	for {
+		select {
+		case i.toStore <- off:
+			return
+		default:
+		}
+		select {
+		case <-i.toStore:
+		default:
+		}
 	}
-	if err := env.StoreOffset(i.opts.Consumer, i.opts.Stream, off); err != nil {
-		i.log.Debug("ingest: storing the offset on the broker failed", "error", err)
+}
+
+// offsetStorer stores the latest durable offset under the consumer name on
+// the broker. A failure (broker away) is retried with the next offset or
+// after a second; offset.yaml already holds it.
+func (i *Ingester) offsetStorer(ctx context.Context) {
+	pending := int64(-1)
+	retry := time.NewTicker(time.Second)
+	defer retry.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case pending = <-i.toStore:
+		case <-retry.C:
+			if pending < 0 {
+				continue
+			}
+		}
+		i.mu.Lock()
+		env := i.env
+		i.mu.Unlock()
+		if env == nil {
+			continue
+		}
+		if err := env.StoreOffset(i.opts.Consumer, i.opts.Stream, pending); err != nil {
+			i.log.Debug("ingest: storing the offset on the broker failed", "error", err)
+			continue
+		}
+		pending = -1
 	}
 }

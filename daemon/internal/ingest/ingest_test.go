@@ -184,7 +184,9 @@ func TestBrokerKilled(t *testing.T) {
 
 // TestRejects publishes every kind of bad message between good ones.
 func TestRejects(t *testing.T) {
-	good := func(i int) []byte { return annotationtest.MustEncode(annotationtest.Created(i, annotationtest.JPEG(uint64(i), 16, 16))) }
+	good := func(i int) []byte {
+		return annotationtest.MustEncode(annotationtest.Created(i, annotationtest.JPEG(uint64(i), 16, 16)))
+	}
 	raw := func(a *annotation.Annotation) []byte { return annotationtest.MustEncode(a) }
 	mod := func(f func(a *annotation.Annotation)) []byte {
 		a := annotationtest.Created(999, annotationtest.JPEG(999, 16, 16))
@@ -210,8 +212,14 @@ func TestRejects(t *testing.T) {
 		{mod(func(a *annotation.Annotation) { a.Image = jpg[:len(jpg)/2] }), string(annotation.ReasonImage)},
 		{mod(func(a *annotation.Annotation) { a.Labels[0].Class = 80 }), string(annotation.ReasonLabels)},
 		{mod(func(a *annotation.Annotation) { a.Labels[0].CX = 1.01 }), string(annotation.ReasonLabels)},
-		{mod(func(a *annotation.Annotation) { a.Op, a.Image, a.ImageFormat = annotation.Edited, nil, ""; a.Name = "never_seen" }), ReasonNotFound},
-		{mod(func(a *annotation.Annotation) { a.Op, a.Image, a.ImageFormat = annotation.Validated, nil, ""; a.Name = "never_seen" }), ReasonNoImage},
+		{mod(func(a *annotation.Annotation) {
+			a.Op, a.Image, a.ImageFormat = annotation.Edited, nil, ""
+			a.Name = "never_seen"
+		}), ReasonNotFound},
+		{mod(func(a *annotation.Annotation) {
+			a.Op, a.Image, a.ImageFormat = annotation.Validated, nil, ""
+			a.Name = "never_seen"
+		}), ReasonNoImage},
 	}
 	var bodies [][]byte
 	var goods []*annotation.Annotation
