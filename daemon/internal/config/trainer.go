@@ -12,6 +12,9 @@ import (
 type TrainerConfig struct {
 	// Enabled launches the trainer plugin and serves /v1/jobs (env AZAION_TRAINER=1).
 	Enabled bool `yaml:"enabled"`
+	// Watch keeps an augment job in watch mode running while the daemon runs
+	// (continuous augmentation of new images; env AZAION_TRAINER_WATCH=1).
+	Watch bool `yaml:"watch"`
 	// Validate are the label checks (background images allowed, tolerance),
 	// used by validate jobs and before augmenting.
 	Validate trainer.ValidateParams `yaml:"validate"`
@@ -39,6 +42,13 @@ func (c *TrainerConfig) applyEnv(env LookupEnv) error {
 		}
 		c.Enabled = b
 	}
+	if v, ok := env("AZAION_TRAINER_WATCH"); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("config: AZAION_TRAINER_WATCH: %q is not a boolean", v)
+		}
+		c.Watch = b
+	}
 	if v, ok := env("AZAION_TRAINER_WORKERS"); ok {
 		n, err := strconv.Atoi(v)
 		if err != nil {
@@ -57,6 +67,9 @@ func (c *TrainerConfig) applyEnv(env LookupEnv) error {
 }
 
 func (c *TrainerConfig) validate() error {
+	if c.Watch && !c.Enabled {
+		return fmt.Errorf("config: trainer.watch needs trainer.enabled")
+	}
 	if err := c.Validate.Validate(); err != nil {
 		return fmt.Errorf("config: trainer.validate: %w", err)
 	}

@@ -32,6 +32,13 @@ func TestTrainerConfig(t *testing.T) {
 					t.Fatalf("%+v", c.Trainer)
 				}
 			}},
+		{name: "watch without enabled", yaml: "trainer:\n  watch: true\n", err: "trainer.watch needs trainer.enabled"},
+		{name: "watch env", env: map[string]string{"AZAION_TRAINER": "true", "AZAION_TRAINER_WATCH": "1"},
+			check: func(t *testing.T, c *Config) {
+				if !c.Trainer.Watch {
+					t.Fatal("watch not set")
+				}
+			}},
 		{name: "bad env", env: map[string]string{"AZAION_TRAINER_WORKERS": "many"}, err: "AZAION_TRAINER_WORKERS"},
 		{name: "bad fraction", yaml: "trainer:\n  dataset:\n    train: 0.9\n", err: "trainer.dataset"},
 		{name: "bad quality", yaml: "trainer:\n  augment:\n    jpeg_quality: 0\n", err: "trainer.augment: bad job spec: jpeg_quality"},

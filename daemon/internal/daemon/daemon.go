@@ -86,7 +86,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	// long-running work with d.tasks = append(d.tasks, ...).
 	if cfg.Trainer.Enabled {
 		jm := jobs.New(jobs.PluginRunner(d.addPlugin(jobs.PluginSpec(cfg))),
-			jobs.Options{DataRoot: cfg.Data.Root, Defaults: jobs.Defaults(cfg), Log: log.With("component", "jobs")})
+			jobs.Options{DataRoot: cfg.Data.Root, Defaults: jobs.Defaults(cfg), AutoWatch: cfg.Trainer.Watch, Log: log.With("component", "jobs")})
 		jm.Register(d.api.Handle)
 		d.tasks = append(d.tasks, jm.Run)
 	}

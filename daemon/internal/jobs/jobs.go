@@ -44,6 +44,12 @@ type Options struct {
 	Defaults map[string]json.RawMessage
 	// Keep is how many finished jobs are remembered (default 100).
 	Keep int
+	// AutoWatch keeps an augment job in watch mode running from Run on
+	// (the seed's continuous augmentation), restarting it with backoff
+	// when it ends (e.g. while the plugin is down).
+	AutoWatch bool
+	// RetryMin and RetryMax bound the AutoWatch restart delay (defaults 2s, 1m).
+	RetryMin, RetryMax time.Duration
 	// Log receives job lifecycle logs.
 	Log *slog.Logger
 }
@@ -75,6 +81,12 @@ func New(runner Runner, opts Options) *Manager {
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.RetryMin <= 0 {
+		opts.RetryMin = 2 * time.Second
+	}
+	if opts.RetryMax < opts.RetryMin {
+		opts.RetryMax = max(time.Minute, opts.RetryMin)
 	}
 	return &Manager{runner: runner, opts: opts, jobs: map[string]*job{}}
 }
@@ -317,10 +329,33 @@ func (m *Manager) Close() {
 	m.wg.Wait()
 }
 
-// Run blocks until ctx ends, then closes the registry (for the daemon's task list).
+// Run blocks until ctx ends, then closes the registry (for the daemon's
+// task list). With AutoWatch it keeps a watching augment job running.
 func (m *Manager) Run(ctx context.Context) {
-	<-ctx.Done()
-	m.Close()
+	defer m.Close()
+	if !m.opts.AutoWatch {
+		<-ctx.Done()
+		return
+	}
+	delay := m.opts.RetryMin
+	for ctx.Err() == nil {
+		j, err := m.Create(api.JobRequest{Type: string(trainer.JobAugment), Params: json.RawMessage(`{"watch": true}`)})
+		if err == nil {
+			start := time.Now()
+			end, _ := m.Wait(ctx, j.ID)
+			if time.Since(start) > m.opts.RetryMax {
+				delay = m.opts.RetryMin
+			}
+			m.opts.Log.Warn("continuous augmentation stopped; restarting", "job", j.ID, "state", end.State, "error", end.Error, "in", delay)
+		} else {
+			m.opts.Log.Warn("continuous augmentation not started; retrying", "error", err, "in", delay)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, m.opts.RetryMax)
+	}
 }
 
 func newID() string {

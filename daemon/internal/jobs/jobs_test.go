@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -294,3 +295,72 @@ func TestJobsBadRequests(t *testing.T) {
 type downPlugin struct{}
 
 func (downPlugin) Get() (any, error) { return nil, errors.New("plugin is not running: trainer down") }
+
+// TestAutoWatch keeps a watching augment job running from Run: it retries
+// while the plugin is down, then augments new images as they arrive.
+func TestAutoWatch(t *testing.T) {
+	root := t.TempDir()
+	writeData(t, root, 1)
+	os.Remove(filepath.Join(root, "data/images/broken.jpg"))
+	sw := &switchRunner{}
+	m := New(sw, Options{DataRoot: root, AutoWatch: true, RetryMin: 20 * time.Millisecond, RetryMax: 50 * time.Millisecond,
+		Defaults: map[string]json.RawMessage{"augment": json.RawMessage(`{"watch_seconds": 0.1, "workers": 1}`)}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { m.Run(ctx); close(done) }()
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitFor("failed attempts while the plugin is down", func() bool { return len(m.List()) >= 2 })
+	sw.set(PluginRunner(readyPlugin{launch(t)}))
+	processed := func(n int) func() bool {
+		return func() bool {
+			e, _ := os.ReadDir(filepath.Join(root, "data-processed/labels"))
+			return len(e) == n
+		}
+	}
+	waitFor("the first image augmented", processed(8))
+	writeData(t, root, 2) // adds im01
+	os.Remove(filepath.Join(root, "data/images/broken.jpg"))
+	waitFor("the new image augmented", processed(16))
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+	for _, j := range m.List() {
+		if !j.State.Final() {
+			t.Fatalf("job %s still %s after Run returned", j.ID, j.State)
+		}
+	}
+}
+
+// switchRunner runs jobs on the Runner set last (down until set).
+type switchRunner struct {
+	mu sync.Mutex
+	r  Runner
+}
+
+func (s *switchRunner) set(r Runner) { s.mu.Lock(); s.r = r; s.mu.Unlock() }
+
+func (s *switchRunner) StartJob(ctx context.Context, spec trainer.JobSpec, emit func(trainer.Event)) error {
+	s.mu.Lock()
+	r := s.r
+	s.mu.Unlock()
+	if r == nil {
+		return PluginRunner(downPlugin{}).StartJob(ctx, spec, emit)
+	}
+	return r.StartJob(ctx, spec, emit)
+}
+
+type readyPlugin struct{ t trainer.Trainer }
+
+func (p readyPlugin) Get() (any, error) { return p.t, nil }
