@@ -109,4 +109,3 @@ func (s *server) Stats(ctx context.Context, _ *pb.StatsRequest) (*pb.StatsRespon
 	}
 	return out, nil
 }
-
