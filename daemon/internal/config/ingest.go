@@ -39,6 +39,10 @@ type IngestConfig struct {
 	BatchWait time.Duration `yaml:"batch_wait"`
 	// LagInterval is how often the stream's tail is queried to report lag (default 5s).
 	LagInterval time.Duration `yaml:"lag_interval"`
+	// Sync is how a batch is made durable: "syncfs" (one syncfs(2) of the
+	// data root's file system per phase; default) or "fsync" (every file and
+	// folder fsynced, 16 at a time; for file systems shared with heavy writers).
+	Sync string `yaml:"sync"`
 }
 
 func defaultIngest() IngestConfig {
@@ -96,6 +100,9 @@ func (c *IngestConfig) validate() error {
 	}
 	if c.BatchWait < 0 || c.BatchWait > 10*time.Second {
 		return fmt.Errorf("config: ingest.batch_wait %s is out of range 0..10s", c.BatchWait)
+	}
+	if c.Sync != "" && c.Sync != "syncfs" && c.Sync != "fsync" {
+		return fmt.Errorf("config: ingest.sync %q is not syncfs or fsync", c.Sync)
 	}
 	if c.LagInterval < 100*time.Millisecond {
 		return fmt.Errorf("config: ingest.lag_interval %s is shorter than 100ms", c.LagInterval)

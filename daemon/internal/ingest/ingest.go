@@ -46,6 +46,8 @@ type Options struct {
 	BatchWait time.Duration
 	// LagInterval is how often the stream's tail is queried.
 	LagInterval time.Duration
+	// Sync is the durability strategy: SyncFS (default on Linux) or SyncFiles.
+	Sync string
 	// Log receives the consumer's events.
 	Log *slog.Logger
 }
@@ -56,7 +58,7 @@ func OptionsFrom(cfg *config.Config, log *slog.Logger) Options {
 	return Options{
 		Broker: c.Broker, Stream: c.Stream, Consumer: c.Consumer, DataRoot: cfg.Data.Root,
 		Decode:        annotation.DecodeOptions{MaxImageBytes: c.MaxImageBytes, MaxPixels: c.MaxPixels},
-		BatchMessages: c.BatchMessages, BatchWait: c.BatchWait, LagInterval: c.LagInterval, Log: log,
+		BatchMessages: c.BatchMessages, BatchWait: c.BatchWait, LagInterval: c.LagInterval, Sync: c.Sync, Log: log,
 	}
 }
 
@@ -110,7 +112,7 @@ func New(opts Options) (*Ingester, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	st, err := NewStore(opts.DataRoot, opts.Decode)
+	st, err := NewStore(opts.DataRoot, opts.Decode, opts.Sync)
 	if err != nil {
 		return nil, err
 	}

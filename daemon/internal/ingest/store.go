@@ -70,13 +70,33 @@ type BatchResult struct {
 type Store struct {
 	root   string
 	decode annotation.DecodeOptions
-	// syncWorkers bounds the concurrent fsyncs of one batch.
-	syncWorkers int
+	// workers bounds the concurrent file operations of one batch.
+	workers int
+	// syncfs makes a batch durable with one syncfs(2) of the data root's
+	// file system instead of one fsync per file and folder.
+	syncfs bool
 }
 
-// NewStore prepares the folders under root and clears leftover temporary files.
-func NewStore(root string, decode annotation.DecodeOptions) (*Store, error) {
-	s := &Store{root: root, decode: decode, syncWorkers: 16}
+// Sync strategies: how a batch's files are made durable.
+const (
+	// SyncFS flushes the data root's file system once per phase with
+	// syncfs(2) (Linux only; the default there).
+	SyncFS = "syncfs"
+	// SyncFiles fsyncs every file and folder, 16 at a time.
+	SyncFiles = "fsync"
+)
+
+// NewStore prepares the folders under root and clears leftover temporary
+// files. sync is SyncFS, SyncFiles or "" (SyncFS where available).
+func NewStore(root string, decode annotation.DecodeOptions, sync string) (*Store, error) {
+	s := &Store{root: root, decode: decode, workers: 16}
+	switch sync {
+	case "", SyncFS:
+		s.syncfs = haveSyncFS
+	case SyncFiles:
+	default:
+		return nil, fmt.Errorf("sync strategy %q is not %s or %s", sync, SyncFS, SyncFiles)
+	}
 	dirs := []string{filepath.Join(root, RejectsDir), filepath.Join(root, tmpDir)}
 	for _, f := range folders {
 		dirs = append(dirs, filepath.Join(root, f, "images"), filepath.Join(root, f, "labels"))
@@ -118,25 +138,26 @@ type pending struct {
 func (s *Store) ApplyBatch(msgs []Message) (BatchResult, error) {
 	var res BatchResult
 	ps := make([]*pending, len(msgs))
-	var toSync []*os.File
+	// Phase 1: decode, then write the temporary files concurrently (file
+	// creation is latency-bound on many systems).
+	type job struct {
+		path string
+		data []byte
+		f    *os.File
+	}
+	var jobs []*job
+	add := func(name string, data []byte) string {
+		j := &job{path: filepath.Join(s.root, tmpDir, name), data: data}
+		jobs = append(jobs, j)
+		return j.path
+	}
 	defer func() {
-		for _, f := range toSync {
-			f.Close()
+		for _, j := range jobs {
+			if j.f != nil {
+				j.f.Close()
+			}
 		}
 	}()
-	write := func(name string, data []byte) (string, error) {
-		p := filepath.Join(s.root, tmpDir, name)
-		f, err := os.OpenFile(p, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
-		if err != nil {
-			return "", err
-		}
-		toSync = append(toSync, f)
-		if _, err := f.Write(data); err != nil {
-			return "", fmt.Errorf("write %s: %w", p, err)
-		}
-		return p, nil
-	}
-	// Phase 1: decode and write the temporary files.
 	for i, m := range msgs {
 		p := &pending{msg: m}
 		ps[i] = p
@@ -145,55 +166,102 @@ func (s *Store) ApplyBatch(msgs []Message) (BatchResult, error) {
 		if err != nil {
 			r := rejectOf(m.Offset, err)
 			p.reject = &r
-			if p.rejMsg, err = write(off+".rej.msgpack", m.Body); err != nil {
-				return res, err
-			}
-			if p.rejTxt, err = write(off+".rej.txt", []byte(r.line())); err != nil {
-				return res, err
-			}
+			p.rejMsg = add(off+".rej.msgpack", m.Body)
+			p.rejTxt = add(off+".rej.txt", []byte(r.line()))
 			continue
 		}
 		p.a = a
 		if len(a.Image) > 0 && (a.Op == annotation.Created || a.Op == annotation.Validated) {
-			if p.img, err = write(off+".img", a.Image); err != nil {
-				return res, err
-			}
+			p.img = add(off+".img", a.Image)
 		}
 		if a.Op != annotation.Deleted {
-			if p.label, err = write(off+".txt", labelBytes(a.Labels)); err != nil {
-				return res, err
-			}
+			p.label = add(off+".txt", labelBytes(a.Labels))
 		}
 	}
-	// Phase 2: fsync the temporary files.
-	if err := s.syncFiles(toSync); err != nil {
+	err := parallel(len(jobs), s.workers, func(i int) error {
+		j := jobs[i]
+		f, err := os.OpenFile(j.path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+		if err != nil {
+			return err
+		}
+		j.f = f
+		if _, err := f.Write(j.data); err != nil {
+			return fmt.Errorf("write %s: %w", j.path, err)
+		}
+		return nil
+	})
+	if err != nil {
 		return res, err
 	}
-	// Phase 3: apply in order.
-	touched := map[string]bool{}
-	for _, p := range ps {
-		if p.reject != nil {
-			if err := s.placeReject(p, touched); err != nil {
-				return res, err
-			}
-			res.Rejected = append(res.Rejected, *p.reject)
-			continue
-		}
-		r, err := s.apply(p, touched)
-		if err != nil {
-			return res, err
-		}
-		if r != nil {
-			p.reject = r
-			if err := s.writeStateReject(p, touched); err != nil {
-				return res, err
-			}
-			res.Rejected = append(res.Rejected, *r)
-			continue
-		}
-		res.Applied++
+	// Phase 2: make the temporary files durable.
+	files := make([]*os.File, len(jobs))
+	for i, j := range jobs {
+		files[i] = j.f
 	}
-	// Phase 4: fsync the folders whose entries changed.
+	if err := s.syncFiles(files); err != nil {
+		return res, err
+	}
+	// Phase 3: apply each message with renames: in order for each name, names
+	// concurrently (an annotation's events only touch its own files).
+	groups := make([][]*pending, s.workers)
+	for _, p := range ps {
+		key := ""
+		if p.a != nil {
+			key = p.a.Name
+		} else {
+			key = strconv.FormatInt(p.msg.Offset, 10)
+		}
+		g := int(fnv32(key) % uint32(len(groups)))
+		groups[g] = append(groups[g], p)
+	}
+	touchedBy := make([]map[string]bool, len(groups))
+	applied := make([]bool, len(ps))
+	index := make(map[*pending]int, len(ps))
+	for i, p := range ps {
+		index[p] = i
+	}
+	err = parallel(len(groups), len(groups), func(g int) error {
+		touched := map[string]bool{}
+		touchedBy[g] = touched
+		for _, p := range groups[g] {
+			if p.reject != nil {
+				if err := s.placeReject(p, touched); err != nil {
+					return err
+				}
+				continue
+			}
+			r, err := s.apply(p, touched)
+			if err != nil {
+				return err
+			}
+			if r != nil {
+				p.reject = r
+				if err := s.writeStateReject(p, touched); err != nil {
+					return err
+				}
+				continue
+			}
+			applied[index[p]] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return res, err
+	}
+	for i, p := range ps {
+		if applied[i] {
+			res.Applied++
+		} else if p.reject != nil {
+			res.Rejected = append(res.Rejected, *p.reject)
+		}
+	}
+	// Phase 4: make the renames durable (fsync of the folders touched).
+	touched := map[string]bool{}
+	for _, m := range touchedBy {
+		for d := range m {
+			touched[d] = true
+		}
+	}
 	dirs := make([]string, 0, len(touched))
 	for d := range touched {
 		dirs = append(dirs, d)
@@ -202,6 +270,15 @@ func (s *Store) ApplyBatch(msgs []Message) (BatchResult, error) {
 		return res, err
 	}
 	return res, nil
+}
+
+func fnv32(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
+		h *= 16777619
+	}
+	return h
 }
 
 func (r Reject) line() string {
@@ -404,7 +481,10 @@ func writeSync(path string, data []byte) error {
 }
 
 func (s *Store) syncFiles(files []*os.File) error {
-	return parallel(len(files), s.syncWorkers, func(i int) error {
+	if s.syncfs && len(files) > 0 {
+		return syncFS(files[0])
+	}
+	return parallel(len(files), s.workers, func(i int) error {
 		if err := files[i].Sync(); err != nil {
 			return fmt.Errorf("fsync %s: %w", files[i].Name(), err)
 		}
@@ -413,7 +493,15 @@ func (s *Store) syncFiles(files []*os.File) error {
 }
 
 func (s *Store) syncDirs(dirs []string) error {
-	return parallel(len(dirs), s.syncWorkers, func(i int) error { return syncDir(dirs[i]) })
+	if s.syncfs && len(dirs) > 0 {
+		d, err := os.Open(s.root)
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		return syncFS(d)
+	}
+	return parallel(len(dirs), s.workers, func(i int) error { return syncDir(dirs[i]) })
 }
 
 func syncDir(dir string) error {

@@ -119,7 +119,7 @@ func TestStoreSequences(t *testing.T) {
 		t.Run("batch "+itoa64(int64(batch)), func(t *testing.T) {
 			bodies, cases := sequenceMessages()
 			root := t.TempDir()
-			s, err := NewStore(root, annotation.DecodeOptions{})
+			s, err := NewStore(root, annotation.DecodeOptions{}, "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -141,7 +141,7 @@ func TestStoreReplay(t *testing.T) {
 	for k := 0; k <= len(msgs); k += 2 {
 		for j := 0; j <= k; j += 3 {
 			root := t.TempDir()
-			s, err := NewStore(root, annotation.DecodeOptions{})
+			s, err := NewStore(root, annotation.DecodeOptions{}, "")
 			if err != nil {
 				t.Fatal(err)
 			}
