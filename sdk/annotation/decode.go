@@ -245,7 +245,7 @@ func (r *reader) integer(c byte, what string) (u uint64, neg bool, ok bool, err 
 		v = v<<8 | uint64(x)
 	}
 	if signed {
-		s := int64(v << (64 - 8*width)) >> (64 - 8*width)
+		s := int64(v<<(64-8*width)) >> (64 - 8*width)
 		if s < 0 {
 			return uint64(-s), true, true, nil
 		}
