@@ -23,6 +23,7 @@ import (
 
 	"github.com/azaion/edge/daemon/internal/config"
 	"github.com/azaion/edge/daemon/internal/fetch"
+	"github.com/azaion/edge/daemon/internal/ingest"
 	"github.com/azaion/edge/daemon/internal/jobs"
 	"github.com/azaion/edge/daemon/internal/listen"
 	"github.com/azaion/edge/daemon/internal/localapi"
@@ -89,6 +90,18 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 			jobs.Options{DataRoot: cfg.Data.Root, Defaults: jobs.Defaults(cfg), AutoWatch: cfg.Trainer.Watch, Log: log.With("component", "jobs")})
 		jm.Register(d.api.Handle)
 		d.tasks = append(d.tasks, jm.Run)
+	}
+	if cfg.Ingest.Enabled { // annotation stream -> data root (issue 4)
+		ing, err := ingest.New(ingest.OptionsFrom(cfg, log.With("component", "ingest")))
+		if err != nil {
+			return nil, err
+		}
+		d.reg.MustRegister(ing.Collectors()...)
+		d.tasks = append(d.tasks, func(ctx context.Context) {
+			if err := ing.Run(ctx); err != nil {
+				log.Error("ingest stopped", "error", err)
+			}
+		})
 	}
 
 	// models (issue 3): the encrypted local store; serve cached models at
