@@ -9,9 +9,9 @@
 #                              (tests kill the broker with SIGKILL and restart it)
 SERVICES+=(rabbitmq)
 
-_rabbitmq_free_port() { # first free TCP port at or above $1
+_rabbitmq_free_port() { # first TCP port at or above $1 that nothing listens on
   local p=$1
-  while ss -Htln "sport = :$p" 2>/dev/null | grep -q .; do p=$((p + 1)); done
+  while (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; do p=$((p + 1)); done
   echo "$p"
 }
 
@@ -48,11 +48,13 @@ export RABBITMQ_ENABLED_PLUGINS_FILE="$dir/enabled_plugins" RABBITMQ_CONF_ENV_FI
 export RABBITMQ_PID_FILE="$dir/rabbit.pid" RABBITMQ_PLUGINS_EXPAND_DIR="$dir/plugins-expand"
 port_up() { (exec 3<>/dev/tcp/127.0.0.1/$stream) 2>/dev/null; }
 beam_pid() { # the Erlang VM itself (rabbitmq-server is a shell wrapper around it)
+  if [ -s "$dir/rabbit.pid" ]; then cat "$dir/rabbit.pid"; return; fi
   ss -Htlnp "sport = :$stream" 2>/dev/null | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2 || true
 }
 case "\${1:-}" in
 start)
   if port_up; then echo "rabbitmq: already running" >&2; exit 0; fi
+  rm -f "$dir/rabbit.pid"
   setsid /usr/lib/rabbitmq/bin/rabbitmq-server >>"$dir/log/stdout.log" 2>&1 </dev/null 3>&- 4>&- 5>&- &
   wrapper=\$!
   for _ in \$(seq 1 600); do
@@ -73,7 +75,8 @@ stop)
     rm -f "$dir/pid"
   fi
   epid=\$(ss -Htlnp "sport = :$epmd" 2>/dev/null | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2 || true)
-  if [ -n "\$epid" ]; then kill -TERM "\$epid" 2>/dev/null || true; fi ;;
+  if [ -n "\$epid" ]; then kill -TERM "\$epid" 2>/dev/null || true
+  else epmd -kill >/dev/null 2>&1 || true; fi ;;
 pid) cat "$dir/pid" ;;
 *) echo "usage: \$0 start|kill9|stop|pid" >&2; exit 2 ;;
 esac
