@@ -89,7 +89,7 @@ const (
 // NewStore prepares the folders under root and clears leftover temporary
 // files. sync is SyncFS, SyncFiles or "" (SyncFS where available).
 func NewStore(root string, decode annotation.DecodeOptions, sync string) (*Store, error) {
-	s := &Store{root: root, decode: decode, workers: 16}
+	s := &Store{root: root, decode: decode, workers: 8}
 	switch sync {
 	case "", SyncFS:
 		s.syncfs = haveSyncFS
@@ -98,6 +98,9 @@ func NewStore(root string, decode annotation.DecodeOptions, sync string) (*Store
 		return nil, fmt.Errorf("sync strategy %q is not %s or %s", sync, SyncFS, SyncFiles)
 	}
 	dirs := []string{filepath.Join(root, RejectsDir), filepath.Join(root, tmpDir)}
+	for w := 0; w < s.workers; w++ {
+		dirs = append(dirs, filepath.Join(root, tmpDir, strconv.Itoa(w)))
+	}
 	for _, f := range folders {
 		dirs = append(dirs, filepath.Join(root, f, "images"), filepath.Join(root, f, "labels"))
 	}
@@ -112,7 +115,15 @@ func NewStore(root string, decode annotation.DecodeOptions, sync string) (*Store
 		return nil, fmt.Errorf("data root: %w", err)
 	}
 	for _, e := range ents {
-		_ = os.Remove(filepath.Join(tmp, e.Name()))
+		p := filepath.Join(tmp, e.Name())
+		if e.IsDir() {
+			sub, _ := os.ReadDir(p)
+			for _, f := range sub {
+				_ = os.Remove(filepath.Join(p, f.Name()))
+			}
+			continue
+		}
+		_ = os.Remove(p)
 	}
 	return s, nil
 }
@@ -146,8 +157,11 @@ func (s *Store) ApplyBatch(msgs []Message) (BatchResult, error) {
 		f    *os.File
 	}
 	var jobs []*job
+	// Each worker creates its files in its own folder: creations in one
+	// folder serialise on the folder's lock.
 	add := func(name string, data []byte) string {
-		j := &job{path: filepath.Join(s.root, tmpDir, name), data: data}
+		w := strconv.Itoa(len(jobs) % s.workers)
+		j := &job{path: filepath.Join(s.root, tmpDir, w, name), data: data}
 		jobs = append(jobs, j)
 		return j.path
 	}
@@ -178,15 +192,17 @@ func (s *Store) ApplyBatch(msgs []Message) (BatchResult, error) {
 			p.label = add(off+".txt", labelBytes(a.Labels))
 		}
 	}
-	err := parallel(len(jobs), s.workers, func(i int) error {
-		j := jobs[i]
-		f, err := os.OpenFile(j.path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
-		if err != nil {
-			return err
-		}
-		j.f = f
-		if _, err := f.Write(j.data); err != nil {
-			return fmt.Errorf("write %s: %w", j.path, err)
+	err := parallel(min(s.workers, len(jobs)), s.workers, func(w int) error {
+		for i := w; i < len(jobs); i += s.workers {
+			j := jobs[i]
+			f, err := os.OpenFile(j.path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+			if err != nil {
+				return err
+			}
+			j.f = f
+			if _, err := f.Write(j.data); err != nil {
+				return fmt.Errorf("write %s: %w", j.path, err)
+			}
 		}
 		return nil
 	})
@@ -315,8 +331,12 @@ func (s *Store) rename(from, to string, touched map[string]bool) error {
 	return nil
 }
 
-// remove deletes path if it exists.
+// remove deletes path if it exists. It looks first: a lookup does not take
+// the folder's lock, an unlink does even when there is nothing to remove.
 func (s *Store) remove(path string, touched map[string]bool) error {
+	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
 	err := os.Remove(path)
 	if err == nil {
 		touched[filepath.Dir(path)] = true

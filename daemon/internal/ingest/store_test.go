@@ -125,8 +125,8 @@ func TestStoreSequences(t *testing.T) {
 			}
 			applyAll(t, s, toMessages(bodies), batch)
 			checkSequences(t, root, cases)
-			if ents, _ := os.ReadDir(filepath.Join(root, tmpDir)); len(ents) != 0 {
-				t.Fatalf("temporary files left: %d", len(ents))
+			if files := tree(t, filepath.Join(root, tmpDir)); len(files) != 0 {
+				t.Fatalf("temporary files left: %v", files)
 			}
 		})
 	}
