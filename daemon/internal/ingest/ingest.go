@@ -355,8 +355,41 @@ func (i *Ingester) deliver(ctx context.Context, off int64, body []byte) {
 	}
 }
 
-// writer applies messages in batches and stores the offsets.
+// writer applies messages in batches and stores the offsets. It is a
+// two-stage pipeline: while one batch is being made durable and applied
+// (commit), the next one's files are already being written (prepare).
 func (i *Ingester) writer(ctx context.Context) error {
+	type prepared struct {
+		msgs []Message
+		p    *Prepared
+		err  error
+	}
+	commits := make(chan prepared, 1)
+	stop := make(chan struct{})
+	commitErr := make(chan error, 1)
+	go func() { // the commit stage; owned by writer, ends when commits closes
+		var err error
+		for c := range commits {
+			if err != nil {
+				if c.p != nil {
+					c.p.Close()
+				}
+				continue
+			}
+			if err = i.commitBatch(c.msgs, c.p, c.err); err != nil {
+				close(stop)
+			}
+		}
+		commitErr <- err
+	}()
+	finish := func(err error) error {
+		close(commits)
+		if cerr := <-commitErr; cerr != nil {
+			return cerr
+		}
+		return err
+	}
+
 	batch := make([]Message, 0, i.opts.BatchMessages)
 	lastSeen := i.lastApplied.Load()
 	var timer <-chan time.Time
@@ -364,10 +397,19 @@ func (i *Ingester) writer(ctx context.Context) error {
 		if len(batch) == 0 {
 			return nil
 		}
-		err := i.applyBatch(batch)
-		batch = batch[:0]
+		p, err := i.store.Prepare(batch)
+		c := prepared{msgs: batch, p: p, err: err}
+		batch = make([]Message, 0, i.opts.BatchMessages)
 		timer = nil
-		return err
+		select {
+		case commits <- c:
+			return nil
+		case <-stop:
+			if p != nil {
+				p.Close()
+			}
+			return errors.New("commit failed")
+		}
 	}
 	for {
 		select {
@@ -383,11 +425,11 @@ func (i *Ingester) writer(ctx context.Context) error {
 					batch = append(batch, m)
 					if len(batch) >= i.opts.BatchMessages {
 						if err := flush(); err != nil {
-							return err
+							return finish(err)
 						}
 					}
 				default:
-					return flush()
+					return finish(flush())
 				}
 			}
 		case m := <-i.in:
@@ -401,30 +443,32 @@ func (i *Ingester) writer(ctx context.Context) error {
 			}
 			if len(batch) >= i.opts.BatchMessages || i.opts.BatchWait <= 0 && len(i.in) == 0 {
 				if err := flush(); err != nil {
-					return err
+					return finish(err)
 				}
 			}
 		case <-timer:
 			if err := flush(); err != nil {
-				return err
+				return finish(err)
 			}
+		case <-stop:
+			return finish(nil)
 		}
 	}
 }
 
-// applyBatch makes one batch durable, then stores its last offset locally
-// and on the broker. A write error is retried a few times (the batch is
-// idempotent) before the ingest gives up.
-func (i *Ingester) applyBatch(batch []Message) error {
+// commitBatch makes one prepared batch durable and applied, then stores its
+// last offset locally and on the broker. A failure is retried a few times
+// from scratch (the batch is idempotent) before the ingest gives up.
+func (i *Ingester) commitBatch(batch []Message, p *Prepared, err error) error {
 	t0 := time.Now()
 	var res BatchResult
-	var err error
-	for attempt := 0; attempt < 3; attempt++ {
-		if res, err = i.store.ApplyBatch(batch); err == nil {
-			break
-		}
+	if err == nil {
+		res, err = i.store.Commit(p)
+	}
+	for attempt := 0; err != nil && attempt < 3; attempt++ {
 		i.log.Error("ingest: applying a batch failed, retrying", "error", err, "first_offset", batch[0].Offset)
 		time.Sleep(time.Duration(attempt+1) * 500 * time.Millisecond)
+		res, err = i.store.ApplyBatch(batch)
 	}
 	if err != nil {
 		return fmt.Errorf("ingest: data root %s: %w", i.opts.DataRoot, err)

@@ -147,34 +147,52 @@ type pending struct {
 // means the batch may be partly applied and must be retried (it is
 // idempotent); bad messages are not errors but rejects.
 func (s *Store) ApplyBatch(msgs []Message) (BatchResult, error) {
-	var res BatchResult
-	ps := make([]*pending, len(msgs))
-	// Phase 1: decode, then write the temporary files concurrently (file
-	// creation is latency-bound on many systems).
-	type job struct {
-		path string
-		data []byte
-		f    *os.File
+	p, err := s.Prepare(msgs)
+	if err != nil {
+		return BatchResult{}, err
 	}
-	var jobs []*job
+	return s.Commit(p)
+}
+
+// Prepared is a batch whose temporary files are written (phase 1 of
+// ApplyBatch) but not yet durable or in place. Preparing the next batch
+// while the previous one commits is safe: preparing reads nothing but the
+// messages and writes only temporary files named after their offsets.
+type Prepared struct {
+	ps   []*pending
+	jobs []*prepJob
+}
+
+type prepJob struct {
+	path string
+	data []byte
+	f    *os.File
+}
+
+// Close releases a prepared batch that will not be committed.
+func (p *Prepared) Close() {
+	for _, j := range p.jobs {
+		if j.f != nil {
+			j.f.Close()
+			j.f = nil
+		}
+	}
+}
+
+// Prepare decodes msgs and writes their temporary files (phase 1).
+func (s *Store) Prepare(msgs []Message) (*Prepared, error) {
+	pr := &Prepared{ps: make([]*pending, len(msgs))}
 	// Each worker creates its files in its own folder: creations in one
 	// folder serialise on the folder's lock.
 	add := func(name string, data []byte) string {
-		w := strconv.Itoa(len(jobs) % s.workers)
-		j := &job{path: filepath.Join(s.root, tmpDir, w, name), data: data}
-		jobs = append(jobs, j)
+		w := strconv.Itoa(len(pr.jobs) % s.workers)
+		j := &prepJob{path: filepath.Join(s.root, tmpDir, w, name), data: data}
+		pr.jobs = append(pr.jobs, j)
 		return j.path
 	}
-	defer func() {
-		for _, j := range jobs {
-			if j.f != nil {
-				j.f.Close()
-			}
-		}
-	}()
 	for i, m := range msgs {
 		p := &pending{msg: m}
-		ps[i] = p
+		pr.ps[i] = p
 		off := strconv.FormatInt(m.Offset, 10)
 		a, err := annotation.Decode(m.Body, s.decode)
 		if err != nil {
@@ -192,6 +210,7 @@ func (s *Store) ApplyBatch(msgs []Message) (BatchResult, error) {
 			p.label = add(off+".txt", labelBytes(a.Labels))
 		}
 	}
+	jobs := pr.jobs
 	err := parallel(min(s.workers, len(jobs)), s.workers, func(w int) error {
 		for i := w; i < len(jobs); i += s.workers {
 			j := jobs[i]
@@ -207,8 +226,18 @@ func (s *Store) ApplyBatch(msgs []Message) (BatchResult, error) {
 		return nil
 	})
 	if err != nil {
-		return res, err
+		pr.Close()
+		return nil, err
 	}
+	return pr, nil
+}
+
+// Commit makes a prepared batch durable and applies it in order (phases 2
+// to 4 of ApplyBatch). Batches must be committed in stream order.
+func (s *Store) Commit(pr *Prepared) (BatchResult, error) {
+	defer pr.Close()
+	var res BatchResult
+	ps, jobs := pr.ps, pr.jobs
 	// Phase 2: make the temporary files durable.
 	files := make([]*os.File, len(jobs))
 	for i, j := range jobs {
@@ -236,7 +265,7 @@ func (s *Store) ApplyBatch(msgs []Message) (BatchResult, error) {
 	for i, p := range ps {
 		index[p] = i
 	}
-	err = parallel(len(groups), len(groups), func(g int) error {
+	err := parallel(len(groups), len(groups), func(g int) error {
 		touched := map[string]bool{}
 		touchedBy[g] = touched
 		for _, p := range groups[g] {

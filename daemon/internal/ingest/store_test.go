@@ -174,3 +174,29 @@ func TestOffsetFile(t *testing.T) {
 		t.Fatal("a corrupt offset.yaml was accepted")
 	}
 }
+
+// TestStorePipelined prepares every batch before committing any (the
+// writer prepares one batch ahead): the result is the same.
+func TestStorePipelined(t *testing.T) {
+	bodies, cases := sequenceMessages()
+	msgs := toMessages(bodies)
+	root := t.TempDir()
+	s, err := NewStore(root, annotation.DecodeOptions{}, SyncFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prepared []*Prepared
+	for k := 0; k < len(msgs); k += 3 {
+		p, err := s.Prepare(msgs[k:min(k+3, len(msgs))])
+		if err != nil {
+			t.Fatal(err)
+		}
+		prepared = append(prepared, p)
+	}
+	for _, p := range prepared {
+		if _, err := s.Commit(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkSequences(t, root, cases)
+}
