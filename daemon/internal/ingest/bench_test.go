@@ -156,18 +156,27 @@ func benchRoot(b *testing.B) string {
 }
 
 // createRate measures how many empty files per second the data root's file
-// system creates (16 at a time): the ingest creates two per message, so this
-// bounds its rate whatever the fsync strategy.
+// system creates, the way the ingest does (8 workers, each in its own
+// folder): the ingest creates two per message, so this bounds its rate
+// whatever the fsync strategy.
 func createRate(b *testing.B) float64 {
 	d := benchRoot(b)
-	const n = 2000
-	start := time.Now()
-	err := parallel(n, 16, func(i int) error {
-		f, err := os.Create(d + "/" + strconv.Itoa(i))
-		if err != nil {
-			return err
+	const n, workers = 4000, 8
+	for w := 0; w < workers; w++ {
+		if err := os.Mkdir(d+"/"+strconv.Itoa(w), 0o755); err != nil {
+			b.Fatal(err)
 		}
-		return f.Close()
+	}
+	start := time.Now()
+	err := parallel(workers, workers, func(w int) error {
+		for i := w; i < n; i += workers {
+			f, err := os.Create(d + "/" + strconv.Itoa(w) + "/" + strconv.Itoa(i))
+			if err != nil {
+				return err
+			}
+			f.Close()
+		}
+		return nil
 	})
 	if err != nil {
 		b.Fatal(err)
