@@ -16,12 +16,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/rabbitmq/rabbitmq-stream-go-client/pkg/amqp"
 	"github.com/rabbitmq/rabbitmq-stream-go-client/pkg/ha"
+	"github.com/rabbitmq/rabbitmq-stream-go-client/pkg/logs"
 	"github.com/rabbitmq/rabbitmq-stream-go-client/pkg/stream"
 
 	"github.com/azaion/edge/daemon/internal/config"
@@ -112,6 +114,9 @@ func New(opts Options) (*Ingester, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
+	routeClientLogs.Do(func() {
+		logs.SetLogger(clientLogger{log: opts.Log.With("component", "stream-client"), broker: opts.Broker})
+	})
 	st, err := NewStore(opts.DataRoot, opts.Decode, opts.Sync)
 	if err != nil {
 		return nil, err
@@ -123,6 +128,44 @@ func New(opts Options) (*Ingester, error) {
 	i.tail.Store(-1)
 	i.metrics = newMetrics(i)
 	return i, nil
+}
+
+// routeClientLogs sends the stream client's own log lines (process-wide) to
+// the first Ingester's logger instead of stdout.
+var routeClientLogs sync.Once
+
+// clientLogger adapts slog to the stream client's logger, masking the
+// broker's password should a line ever contain it.
+type clientLogger struct {
+	log    *slog.Logger
+	broker config.Secret
+}
+
+func (l clientLogger) line(m string, v []any) string {
+	s := fmt.Sprintf(m, v...)
+	if u, err := url.Parse(l.broker.Reveal()); err == nil && u.User != nil {
+		if pw, ok := u.User.Password(); ok && pw != "" {
+			s = strings.ReplaceAll(s, pw, "***")
+		}
+	}
+	return s
+}
+
+func (l clientLogger) Info(m string, v ...any)  { l.log.Info(l.line(m, v)) }
+func (l clientLogger) Error(m string, v ...any) { l.log.Error(l.line(m, v)) }
+func (l clientLogger) Debug(m string, v ...any) { l.log.Debug(l.line(m, v)) }
+func (l clientLogger) Warn(m string, v ...any)  { l.log.Warn(l.line(m, v)) }
+
+// body returns a message's payload: its data section, or an AMQP value
+// holding bytes (some producers send that).
+func body(m *amqp.Message) []byte {
+	if d := m.GetData(); d != nil {
+		return d
+	}
+	if b, ok := m.Value.([]byte); ok {
+		return b
+	}
+	return nil
 }
 
 // brokerHost names the broker for logs without its credentials.
@@ -162,16 +205,7 @@ func redact(err error, broker config.Secret) error {
 	return err
 }
 
-func containsStr(s, sub string) bool {
-	return len(sub) > 0 && len(s) >= len(sub) && (func() bool {
-		for i := 0; i+len(sub) <= len(s); i++ {
-			if s[i:i+len(sub)] == sub {
-				return true
-			}
-		}
-		return false
-	})()
-}
+func containsStr(s, sub string) bool { return sub != "" && strings.Contains(s, sub) }
 
 // DeclareStream creates the stream if it does not exist.
 func DeclareStream(env *stream.Environment, name string) error {
@@ -310,7 +344,7 @@ func (i *Ingester) consumeOnce(ctx context.Context, start *int64) error {
 	opts := stream.NewConsumerOptions().SetConsumerName(i.opts.Consumer).SetManualCommit().
 		SetOffset(spec).SetClientProvidedName("azaion-ingest").SetCRCCheck(false)
 	c, err := ha.NewReliableConsumer(env, i.opts.Stream, opts, func(cc stream.ConsumerContext, m *amqp.Message) {
-		i.deliver(ctx, cc.Consumer.GetOffset(), m.GetData())
+		i.deliver(ctx, cc.Consumer.GetOffset(), body(m))
 	})
 	if err != nil {
 		return fmt.Errorf("subscribe to %s: %w", i.opts.Stream, err)
