@@ -54,7 +54,7 @@ func runIngestStatus(ctx context.Context, args []string) error {
 	}
 	root := cfg.Data.Root
 	st, err := ingest.ReadStatus(root)
-	running := err == nil && time.Since(st.Updated) < 5*time.Second && st.PID > 0 && syscall.Kill(st.PID, 0) == nil
+	running := err == nil && time.Since(st.Updated) < 5*time.Second && st.PID > 0 && alive(st.PID)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			return err
@@ -123,4 +123,10 @@ func offsetStr(o int64) string {
 		return "none"
 	}
 	return fmt.Sprint(o)
+}
+
+// alive reports whether process pid exists (EPERM: it does, as another user).
+func alive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
 }
