@@ -239,6 +239,7 @@ func (i *Ingester) Run(ctx context.Context) error {
 	// loops while the broker is away; Run waits for them a bounded time.
 	var bwg sync.WaitGroup
 	defer func() {
+		cancel()
 		done := make(chan struct{})
 		go func() { bwg.Wait(); close(done) }()
 		select {
