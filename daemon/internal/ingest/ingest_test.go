@@ -283,3 +283,35 @@ func TestOperationSequences(t *testing.T) {
 	waitFor(t, "all handled", 30*time.Second, func() bool { return ing.Status().LastOffset == int64(len(msgs)-1) })
 	checkSequences(t, root, cases)
 }
+
+// TestDataRootError checks that an unwritable data root stops Run with an
+// error naming it (after retries), the offset not advancing past it.
+func TestDataRootError(t *testing.T) {
+	name := newStream(t)
+	publish(t, name, encodeAll(generated(3, 16, 16)))
+	root := t.TempDir()
+	ing, err := New(Options{Broker: brokerURI(t), Stream: name, Consumer: "broken", DataRoot: root, BatchWait: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	images := filepath.Join(root, SeedDir, "images")
+	if err := os.Remove(images); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(images, []byte("not a folder"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- ing.Run(context.Background()) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), root) {
+			t.Fatalf("Run: %v, want an error naming the data root", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("Run did not stop on an unwritable data root")
+	}
+	if got := fileOffset(root); got != -1 {
+		t.Fatalf("offset.yaml advanced to %d", got)
+	}
+}
