@@ -7,6 +7,9 @@
 #   AZAION_TEST_STREAM_URI     rabbitmq-stream://guest:guest@localhost:PORT/%2f
 #   AZAION_TEST_RABBITMQ_CTL   a script: `$AZAION_TEST_RABBITMQ_CTL kill9|start|stop|pid`
 #                              (tests kill the broker with SIGKILL and restart it)
+#   AZAION_TEST_RABBITMQ_LOCK  a file to flock: tests using the broker hold a shared lock,
+#                              a test that kills it holds an exclusive one (go test runs
+#                              packages in parallel)
 SERVICES+=(rabbitmq)
 
 _rabbitmq_free_port() { # first TCP port at or above $1 that nothing listens on
@@ -85,6 +88,8 @@ EOF
   "$dir/ctl.sh" start
   export AZAION_TEST_STREAM_URI="rabbitmq-stream://guest:guest@localhost:$stream/%2f"
   export AZAION_TEST_RABBITMQ_CTL="$dir/ctl.sh"
+  : >"$dir/lock"
+  export AZAION_TEST_RABBITMQ_LOCK="$dir/lock"
   echo "services: rabbitmq stream on 127.0.0.1:$stream"
 }
 

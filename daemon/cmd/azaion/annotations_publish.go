@@ -57,6 +57,7 @@ func runAnnotationsPublish(ctx context.Context, args []string) error {
 }
 
 func publishDir(ctx context.Context, broker config.Secret, streamName, dir string, o ingest.PublishOptions) (int, error) {
+	ingest.DiscardClientLogs()
 	env, err := ingest.NewEnvironment(broker)
 	if err != nil {
 		return 0, err
@@ -86,6 +87,7 @@ func publishDir(ctx context.Context, broker config.Secret, streamName, dir strin
 
 // queryTail returns the last offset of the stream (-1 when empty).
 func queryTail(ctx context.Context, broker config.Secret, streamName string) (int64, error) {
+	ingest.DiscardClientLogs()
 	env, err := ingest.NewEnvironment(broker)
 	if err != nil {
 		return -1, err

@@ -24,6 +24,15 @@ import (
 // ingest status`, then `azaion ingest` in the foreground for validated events.
 func TestIngestCLI(t *testing.T) {
 	uri := testenv.Env(t, "AZAION_TEST_STREAM_URI", "RabbitMQ with the stream plugin")
+	// A shared lock on the broker: a test that kills it (daemon/internal/ingest) waits.
+	lock, err := os.Open(testenv.Env(t, "AZAION_TEST_RABBITMQ_LOCK", "the RabbitMQ lock file"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_SH); err != nil {
+		t.Fatal(err)
+	}
 	azaion := testenv.Binary(t, "daemon/cmd/azaion")
 	dir := t.TempDir()
 	src, data := filepath.Join(dir, "src"), filepath.Join(dir, "data")
@@ -43,7 +52,8 @@ func TestIngestCLI(t *testing.T) {
 		}
 	}
 	stream := fmt.Sprintf("cli-%d", time.Now().UnixNano())
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	var ln net.Listener
+	ln, err = net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

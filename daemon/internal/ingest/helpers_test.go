@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -50,8 +51,31 @@ func childMain() int {
 	return 0
 }
 
+// brokerURI returns the test broker's URI. The first call in a test takes
+// a shared lock on the broker (AZAION_TEST_RABBITMQ_LOCK), so that a test in
+// another package that kills the broker waits for this test to end.
 func brokerURI(t testing.TB) config.Secret {
-	return config.Secret(testenv.Env(t, "AZAION_TEST_STREAM_URI", "RabbitMQ with the stream plugin"))
+	uri := config.Secret(testenv.Env(t, "AZAION_TEST_STREAM_URI", "RabbitMQ with the stream plugin"))
+	lockBroker(t, syscall.LOCK_SH)
+	return uri
+}
+
+var brokerLocks = map[string]bool{}
+
+// lockBroker flocks AZAION_TEST_RABBITMQ_LOCK (once per test) until the test ends.
+func lockBroker(t testing.TB, how int) {
+	if brokerLocks[t.Name()] {
+		return
+	}
+	f, err := os.Open(testenv.Env(t, "AZAION_TEST_RABBITMQ_LOCK", "the RabbitMQ lock file"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(f.Fd()), how); err != nil {
+		t.Fatal(err)
+	}
+	brokerLocks[t.Name()] = true
+	t.Cleanup(func() { f.Close(); delete(brokerLocks, t.Name()) })
 }
 
 var streamSeq int

@@ -156,6 +156,15 @@ func (l clientLogger) Error(m string, v ...any) { l.log.Error(l.line(m, v)) }
 func (l clientLogger) Debug(m string, v ...any) { l.log.Debug(l.line(m, v)) }
 func (l clientLogger) Warn(m string, v ...any)  { l.log.Warn(l.line(m, v)) }
 
+// DiscardClientLogs silences the stream client's own log lines (it prints
+// them to stdout otherwise), for short-lived tools whose errors are returned
+// anyway. It has no effect once an Ingester routes them.
+func DiscardClientLogs() {
+	routeClientLogs.Do(func() {
+		logs.SetLogger(clientLogger{log: slog.New(slog.DiscardHandler)})
+	})
+}
+
 // body returns a message's payload: its data section, or an AMQP value
 // holding bytes (some producers send that).
 func body(m *amqp.Message) []byte {

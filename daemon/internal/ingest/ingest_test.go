@@ -140,6 +140,7 @@ func TestConsumerKilled(t *testing.T) {
 // the consumer reconnects and finishes with every file right.
 func TestBrokerKilled(t *testing.T) {
 	ctl := testenv.Env(t, "AZAION_TEST_RABBITMQ_CTL", "the RabbitMQ control script")
+	lockBroker(t, syscall.LOCK_EX) // no other package's test may use the broker meanwhile
 	const n = 2000
 	name := newStream(t)
 	as := generated(n, 48, 32)
