@@ -114,9 +114,7 @@ func New(opts Options) (*Ingester, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	routeClientLogs.Do(func() {
-		logs.SetLogger(clientLogger{log: opts.Log.With("component", "stream-client"), broker: opts.Broker})
-	})
+	routeClientLogs(opts.Log, opts.Broker)
 	st, err := NewStore(opts.DataRoot, opts.Decode, opts.Sync)
 	if err != nil {
 		return nil, err
@@ -130,40 +128,51 @@ func New(opts Options) (*Ingester, error) {
 	return i, nil
 }
 
-// routeClientLogs sends the stream client's own log lines (process-wide) to
-// the first Ingester's logger instead of stdout.
-var routeClientLogs sync.Once
+// The stream client logs through a process-wide logger that it reads
+// without synchronisation, so it is set once, at package init, to an adapter
+// whose target (the first Ingester's logger) is swapped atomically.
+// Before an Ingester exists, the client's lines are discarded: short-lived
+// tools return their errors anyway.
+var clientLog atomic.Pointer[clientTarget]
 
-// clientLogger adapts slog to the stream client's logger, masking the
-// broker's password should a line ever contain it.
-type clientLogger struct {
+type clientTarget struct {
 	log    *slog.Logger
 	broker config.Secret
 }
 
-func (l clientLogger) line(m string, v []any) string {
+func init() { logs.SetLogger(clientLogger{}) }
+
+// routeClientLogs points the client's log lines at log (the first call wins).
+func routeClientLogs(log *slog.Logger, broker config.Secret) {
+	clientLog.CompareAndSwap(nil, &clientTarget{log: log.With("component", "stream-client"), broker: broker})
+}
+
+// DiscardClientLogs keeps the stream client's log lines quiet (the
+// default until an Ingester routes them); it exists for tools to say so.
+func DiscardClientLogs() {}
+
+// clientLogger adapts slog to the stream client's logger, masking the
+// broker's password should a line ever contain it.
+type clientLogger struct{}
+
+func (clientLogger) emit(level slog.Level, m string, v []any) {
+	t := clientLog.Load()
+	if t == nil {
+		return
+	}
 	s := fmt.Sprintf(m, v...)
-	if u, err := url.Parse(l.broker.Reveal()); err == nil && u.User != nil {
+	if u, err := url.Parse(t.broker.Reveal()); err == nil && u.User != nil {
 		if pw, ok := u.User.Password(); ok && pw != "" {
 			s = strings.ReplaceAll(s, pw, "***")
 		}
 	}
-	return s
+	t.log.Log(context.Background(), level, s)
 }
 
-func (l clientLogger) Info(m string, v ...any)  { l.log.Info(l.line(m, v)) }
-func (l clientLogger) Error(m string, v ...any) { l.log.Error(l.line(m, v)) }
-func (l clientLogger) Debug(m string, v ...any) { l.log.Debug(l.line(m, v)) }
-func (l clientLogger) Warn(m string, v ...any)  { l.log.Warn(l.line(m, v)) }
-
-// DiscardClientLogs silences the stream client's own log lines (it prints
-// them to stdout otherwise), for short-lived tools whose errors are returned
-// anyway. It has no effect once an Ingester routes them.
-func DiscardClientLogs() {
-	routeClientLogs.Do(func() {
-		logs.SetLogger(clientLogger{log: slog.New(slog.DiscardHandler)})
-	})
-}
+func (l clientLogger) Info(m string, v ...any)  { l.emit(slog.LevelInfo, m, v) }
+func (l clientLogger) Error(m string, v ...any) { l.emit(slog.LevelError, m, v) }
+func (l clientLogger) Debug(m string, v ...any) { l.emit(slog.LevelDebug, m, v) }
+func (l clientLogger) Warn(m string, v ...any)  { l.emit(slog.LevelWarn, m, v) }
 
 // body returns a message's payload: its data section, or an AMQP value
 // holding bytes (some producers send that).

@@ -147,7 +147,7 @@ func TestBrokerKilled(t *testing.T) {
 	publish(t, name, encodeAll(as))
 	root := t.TempDir()
 	testBatchHook = func() { time.Sleep(10 * time.Millisecond) }
-	defer func() { testBatchHook = nil }()
+	t.Cleanup(func() { testBatchHook = nil }) // after the ingester's cleanup has stopped it
 	ing := startIngester(t, Options{Broker: brokerURI(t), Stream: name, Consumer: "survivor", DataRoot: root,
 		BatchMessages: 32, BatchWait: 10 * time.Millisecond, LagInterval: time.Second})
 	waitFor(t, "progress", 60*time.Second, func() bool { return ing.Status().LastOffset >= 400 })
