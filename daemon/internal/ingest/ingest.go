@@ -243,8 +243,12 @@ func (i *Ingester) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	resume := "the broker's stored offset, else the first message"
+	if start >= 0 {
+		resume = fmt.Sprintf("offset %d (offset.yaml)", start)
+	}
 	i.log.Info("ingest starting", "broker", brokerHost(i.opts.Broker), "stream", i.opts.Stream,
-		"consumer", i.opts.Consumer, "data", i.opts.DataRoot, "resume_after", start)
+		"consumer", i.opts.Consumer, "data", i.opts.DataRoot, "resume_after", resume)
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -308,7 +312,7 @@ func (i *Ingester) connectLoop(ctx context.Context, start int64) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		i.log.Warn("ingest: broker connection lost, retrying", "error", err, "in", backoff)
+		i.log.Warn("ingest: no broker connection, retrying", "error", err, "in", backoff)
 		select {
 		case <-ctx.Done():
 			return nil
