@@ -63,8 +63,9 @@ type BatchResult struct {
 }
 
 // Store applies annotation events to the data root durably: every file is
-// written under a temporary name, fsynced and renamed, and ApplyBatch returns
-// only after the renames and the folders holding them are fsynced too.
+// written under a temporary name, made durable and renamed, and ApplyBatch
+// returns only after the renames are durable too (one syncfs(2) per phase, or
+// an fsync of every file and folder: see SyncFS and SyncFiles).
 // Applying the same messages again leaves the same files (idempotent), so a
 // replay after a crash is harmless.
 type Store struct {
@@ -141,9 +142,11 @@ type pending struct {
 }
 
 // ApplyBatch applies msgs in order. Phase 1 writes every new file's content
-// to a temporary file; phase 2 fsyncs them all (concurrently, so the file
-// system can commit them together); phase 3 applies each message in order
-// with renames (metadata only); phase 4 fsyncs every folder touched. An error
+// to a temporary file; phase 2 makes them durable (one syncfs, or fsyncs run
+// concurrently so the file system commits them together); phase 3 applies
+// each message with renames, in order for each name and names concurrently;
+// phase 4 makes the renames durable (syncfs, or an fsync of every folder
+// touched). An error
 // means the batch may be partly applied and must be retried (it is
 // idempotent); bad messages are not errors but rejects.
 func (s *Store) ApplyBatch(msgs []Message) (BatchResult, error) {
