@@ -38,6 +38,8 @@ func TestIngestConfig(t *testing.T) {
 		{"empty stream", func(c *IngestConfig) { c.Stream = "" }, nil, "", "ingest.stream"},
 		{"batch 0", func(c *IngestConfig) { c.BatchMessages = 0 }, nil, "", "ingest.batch_messages"},
 		{"image limit", func(c *IngestConfig) { c.MaxImageBytes = -1 }, nil, "", "ingest.max_image_bytes"},
+		{"sync fsync", func(c *IngestConfig) { c.Sync = "fsync" }, nil, "", ""},
+		{"sync bad", func(c *IngestConfig) { c.Sync = "sometimes" }, nil, "", "ingest.sync"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
