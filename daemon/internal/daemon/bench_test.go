@@ -23,7 +23,8 @@ import (
 // runs it beside plugins/onnx's BenchmarkModelOnly with the same plugin
 // configuration and prints the ratios.
 //
-// AZAION_BENCH_MODEL names a shared test model (default yolo11n_dequant_fp32.onnx).
+// AZAION_BENCH_MODEL names a shared test model (default yolo11n_dequant_fp32.onnx);
+// AZAION_ONNX_THREADS and AZAION_ONNX_SPINNING=1 change the served threads.
 func BenchmarkHTTPDetect(b *testing.B) {
 	name := os.Getenv("AZAION_BENCH_MODEL")
 	if name == "" {
@@ -34,6 +35,7 @@ func BenchmarkHTTPDetect(b *testing.B) {
 		if v := os.Getenv("AZAION_ONNX_THREADS"); v != "" {
 			fmt.Sscan(v, &c.ONNX.IntraOpThreads)
 		}
+		c.ONNX.Spinning = os.Getenv("AZAION_ONNX_SPINNING") == "1"
 	})
 	img := busJPEG(b)
 	for _, conc := range []int{1, 4} {
