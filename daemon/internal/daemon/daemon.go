@@ -161,6 +161,7 @@ func (d *Daemon) addBackendPlugin(name string, env []string) {
 		Dispense: backend.PluginName,
 		Env:      env,
 		LogLevel: d.cfg.Log.Level,
+		TempDir:  filepath.Join(d.cfg.Paths.State, "tmp", "plugin-"+name),
 		OnStart: func(ctx context.Context, impl any) error {
 			b := impl.(backend.Backend)
 			info, err := b.Info(ctx)

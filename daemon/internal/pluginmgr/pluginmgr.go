@@ -71,6 +71,9 @@ type Spec struct {
 	MaxBackoff time.Duration
 	// LogLevel is the level given to the plugin's re-logged output.
 	LogLevel string
+	// TempDir, when set, is the plugin's private TMPDIR (mode 0700), emptied
+	// before every launch, so what a runtime leaves there does not pile up.
+	TempDir string
 }
 
 // Status is a snapshot of a plugin for the API.
@@ -205,6 +208,15 @@ func (p *Plugin) runOnce(ctx context.Context) error {
 	}
 	cmd := exec.Command(p.spec.Path)
 	cmd.Env = append(baseEnv(), p.spec.Env...)
+	if dir := p.spec.TempDir; dir != "" {
+		if err := os.RemoveAll(dir); err != nil {
+			return fmt.Errorf("plugin temp dir: %w", err)
+		}
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("plugin temp dir: %w", err)
+		}
+		cmd.Env = append(cmd.Env, "TMPDIR="+dir)
+	}
 	client := goplugin.NewClient(&goplugin.ClientConfig{
 		HandshakeConfig:  sdkplugin.Handshake,
 		Plugins:          p.spec.Plugins,
