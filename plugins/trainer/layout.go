@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/azaion/edge/internal/atomicfile"
 )
 
 // Folders under the data root (see DESIGN.md section 9).
@@ -62,30 +64,10 @@ func labelPath(dir, name string) string {
 	return filepath.Join(dir, dirLabels, stem(name)+".txt")
 }
 
-// writeAtomic writes data to path through a temporary file in tmpDir (on the
-// same file system), fsynced and renamed into place, so a crash never leaves
-// a partial file at path.
+// writeAtomic writes a data file (mode 0644) through a temporary file in
+// tmpDir (on the same file system), so a crash never leaves a partial file.
 func writeAtomic(tmpDir, path string, data []byte) error {
-	f, err := os.CreateTemp(tmpDir, "w-*-"+filepath.Base(path))
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.WriteVia(tmpDir, path, data, 0o644)
 }
 
 // copyFile copies src to dst (dst is created or truncated) and fsyncs it.

@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/azaion/edge/internal/atomicfile"
 	"github.com/azaion/edge/sdk/classes"
 	"github.com/azaion/edge/sdk/yololabel"
 )
@@ -288,29 +289,5 @@ func listImages(dir string) ([]string, error) {
 
 func stem(name string) string { return strings.TrimSuffix(name, filepath.Ext(name)) }
 
-// writeFileAtomic writes data to path via a fsynced temporary file and a rename.
-func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*-"+filepath.Base(path))
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp, 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
-}
+// writeFileAtomic writes a data file (mode 0644) atomically.
+func writeFileAtomic(path string, data []byte) error { return atomicfile.Write(path, data, 0o644) }

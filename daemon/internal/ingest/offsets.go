@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/azaion/edge/internal/atomicfile"
 )
 
 // OffsetFile is the name of the local offset file under the data root (the
@@ -53,13 +55,9 @@ func WriteOffset(root string, o Offset) error {
 	return writeFileAtomic(filepath.Join(root, OffsetFile), b)
 }
 
-// writeFileAtomic writes path via a fsynced temporary file and a rename, then fsyncs the folder.
+// writeFileAtomic writes path atomically, then fsyncs its folder.
 func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := writeSync(tmp, data); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := atomicfile.Write(path, data, 0o644); err != nil {
 		return err
 	}
 	return syncDir(filepath.Dir(path))

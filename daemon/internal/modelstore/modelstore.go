@@ -13,8 +13,6 @@ package modelstore
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,6 +24,7 @@ import (
 	"time"
 
 	"github.com/azaion/edge/daemon/internal/keys"
+	"github.com/azaion/edge/internal/atomicfile"
 	"github.com/azaion/edge/sdk/container"
 	"github.com/azaion/edge/sdk/model"
 )
@@ -374,28 +373,10 @@ func (w *Writer) Abort(keepPartial bool) {
 	}
 }
 
-// writeFile writes data to path atomically (temporary file, fsync, rename).
+// writeFile writes data to path atomically, readable by the owner only.
 func writeFile(path string, data []byte) error {
-	var r [6]byte
-	rand.Read(r[:])
-	tmp := path + ".tmp-" + hex.EncodeToString(r[:])
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
+	if err := atomicfile.Write(path, data, 0o600); err != nil {
 		return fmt.Errorf("model store: %w", err)
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("model store: write %s: %w", filepath.Base(path), err)
 	}
 	return nil
 }
