@@ -94,6 +94,19 @@ func ValidName(s string) bool {
 	return true
 }
 
+// NameFromFile is the model name a file gets when nothing else names it:
+// its base name without extension, with characters other than letters,
+// digits, '.', '_' and '-' replaced by '_'.
+func NameFromFile(path string) string {
+	base := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+	return strings.Trim(strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_' {
+			return r
+		}
+		return '_'
+	}, base), "._")
+}
+
 // Validate checks the fields that are set (a partial descriptor is valid).
 func (d *Descriptor) Validate() error {
 	bad := func(format string, args ...any) error {

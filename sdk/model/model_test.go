@@ -55,3 +55,17 @@ func TestReadSidecar(t *testing.T) {
 		t.Fatal("a broken sidecar was accepted")
 	}
 }
+
+func TestNameFromFile(t *testing.T) {
+	for in, want := range map[string]string{
+		"/m/yolo11n_int8.onnx":  "yolo11n_int8",
+		"my model (v2).onnx":    "my_model__v2",
+		".hidden.onnx":          "hidden",
+		"/x/det.v3-fp16.engine": "det.v3-fp16",
+		"/x/данные.onnx":        "",
+	} {
+		if got := NameFromFile(in); got != want {
+			t.Errorf("NameFromFile(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

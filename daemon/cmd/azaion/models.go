@@ -44,7 +44,7 @@ func modelService(cfgPath string) (*config.Config, *fetch.Service, error) {
 
 // fileDescriptor returns the descriptor of a model file: its sidecar when
 // there is one, with name, version and format from the flags or the file.
-func fileDescriptor(path, name, version string) (model.Descriptor, error) {
+func fileDescriptor(path, name, version, fallbackName string) (model.Descriptor, error) {
 	var d model.Descriptor
 	side, err := model.ReadSidecar(path)
 	if err != nil {
@@ -55,6 +55,9 @@ func fileDescriptor(path, name, version string) (model.Descriptor, error) {
 	}
 	if name != "" {
 		d.Name = name
+	}
+	if d.Name == "" {
+		d.Name = fallbackName
 	}
 	if version != "" {
 		d.Version = version
@@ -87,7 +90,7 @@ func runModelsPublish(ctx context.Context, args []string) error {
 	if fs.NArg() != 1 {
 		return usageErrorf("want one model FILE")
 	}
-	desc, err := fileDescriptor(fs.Arg(0), *name, *version)
+	desc, err := fileDescriptor(fs.Arg(0), *name, *version, "")
 	if err != nil {
 		return usageErrorf("%v", err)
 	}
@@ -192,29 +195,13 @@ func runModelsImport(ctx context.Context, args []string) error {
 		return usageErrorf("want one model FILE")
 	}
 	path := fs.Arg(0)
-	if *name == "" {
-		base := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
-		*name = strings.Trim(strings.Map(func(r rune) rune {
-			if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_' {
-				return r
-			}
-			return '_'
-		}, base), "._")
-	}
-	desc, err := fileDescriptor(path, "", *version)
+	// The name: --name, else the sidecar's, else the file's name.
+	desc, err := fileDescriptor(path, *name, *version, model.NameFromFile(path))
 	if err != nil {
 		return usageErrorf("%v", err)
 	}
-	if desc.Name == "" {
-		desc.Name = *name
-	} else if *name != "" {
-		desc.Name = *name
-	}
 	if desc.Version == "" {
 		desc.Version = "1"
-	}
-	if err := desc.Validate(); err != nil {
-		return usageErrorf("%v", err)
 	}
 	cfg, svc, err := modelService(*cfgPath)
 	if err != nil {

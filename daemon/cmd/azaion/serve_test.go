@@ -126,6 +126,33 @@ func TestServeAndDetectCLI(t *testing.T) {
 		t.Fatalf("detect of a missing file: %v\n%s", err, out)
 	}
 
+	// SIGHUP picks up a model file dropped into the models folder and a
+	// model imported into the encrypted store, without a restart.
+	if err := os.Symlink(testenv.Model(t, "yolo11n_dequant_fp32.onnx"), filepath.Join(models, "dropped.onnx")); err != nil {
+		t.Fatal(err)
+	}
+	imp := exec.Command(azaion, "models", "import", "--name", "imported", testenv.Model(t, "yolo11n_int8_nms.onnx"))
+	imp.Env = env
+	if out, err := imp.CombinedOutput(); err != nil {
+		t.Fatalf("models import: %v\n%s", err, out)
+	}
+	if err := serve.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"dropped", "imported"} {
+		deadline := time.Now().Add(time.Minute)
+		for {
+			res, err := c.Detect(context.Background(), mustRead(t, bus), api.DetectOptions{Model: name})
+			if err == nil && len(res.Detections) > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("model %s not served after SIGHUP: %v\n%s", name, err, logs.String())
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+
 	// SIGTERM drains and exits 0, removing the socket; logs are JSON.
 	if err := serve.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -145,6 +172,15 @@ func TestServeAndDetectCLI(t *testing.T) {
 	if !json.Valid([]byte(first)) {
 		t.Errorf("first log line is not JSON: %s", first)
 	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func TestUsage(t *testing.T) {

@@ -50,6 +50,9 @@ type Daemon struct {
 	tasks []func(ctx context.Context)
 	// localModels are the names registered from the models folder.
 	localModels map[string]bool
+	// rescans run on SIGHUP after the models folder is rescanned: the
+	// subsystems register the models that appeared in their stores.
+	rescans []func(ctx context.Context)
 }
 
 // New builds a daemon from cfg; Run starts it.
@@ -117,6 +120,17 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	if err := ms.LoadCached(context.Background(), addStored, func(n string) bool { return d.localModels[n] }); err != nil {
 		log.Error("stored models", "error", err)
 	}
+	d.rescans = append(d.rescans, func(ctx context.Context) {
+		addNew := func(ctx context.Context, m *modelstore.Manifest) error {
+			if v, ok := d.sched.Registered(m.Name); ok && v == m.Version {
+				return nil // already served
+			}
+			return addStored(ctx, m)
+		}
+		if err := ms.LoadCached(ctx, addNew, func(n string) bool { return d.localModels[n] }); err != nil {
+			log.Error("stored models", "error", err)
+		}
+	})
 	ms.Register(d.api.Handle, func(ctx context.Context, m *modelstore.Manifest) error {
 		if err := addStored(ctx, m); err != nil {
 			return err
@@ -236,9 +250,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 			case <-ctx.Done():
 				return
 			case <-hup:
-				d.log.Info("SIGHUP: rescanning the models folder", "dir", d.cfg.Paths.Models)
+				d.log.Info("SIGHUP: rescanning the models folder and the model store", "dir", d.cfg.Paths.Models)
 				if err := d.scanModels(); err != nil {
 					d.log.Error("rescan models", "error", err)
+				}
+				for _, rescan := range d.rescans {
+					rescan(ctx)
 				}
 				d.loadPending(ctx)
 			}

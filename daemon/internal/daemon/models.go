@@ -5,15 +5,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 
 	"github.com/azaion/edge/daemon/internal/sched"
 	"github.com/azaion/edge/sdk/model"
 )
-
-var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 
 // scanModels registers every .onnx file in the models folder (with its
 // optional sidecar descriptor) and forgets local models whose file is gone.
@@ -83,7 +80,7 @@ func localSource(path string) (sched.Source, error) {
 		desc = &model.Descriptor{}
 	}
 	if desc.Name == "" {
-		desc.Name = strings.Trim(unsafeName.ReplaceAllString(strings.TrimSuffix(filepath.Base(path), filepath.Ext(path)), "_"), "._")
+		desc.Name = model.NameFromFile(path)
 	}
 	if desc.Format == "" {
 		desc.Format = model.FormatONNX

@@ -253,6 +253,17 @@ func (s *Scheduler) namesLocked() []string {
 	return names
 }
 
+// Registered returns the version of the model registered under name.
+func (s *Scheduler) Registered(name string) (version string, ok bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	e := s.models[name]
+	if e == nil {
+		return "", false
+	}
+	return e.src.Descriptor.Version, true
+}
+
 // Models lists the registered models.
 func (s *Scheduler) Models() []ModelInfo {
 	var out []ModelInfo
