@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/azaion/edge/sdk/annotation"
 	"github.com/azaion/edge/sdk/yololabel"
@@ -73,10 +75,20 @@ type Store struct {
 	decode annotation.DecodeOptions
 	// workers bounds the concurrent file operations of one batch.
 	workers int
+	// work holds one folder per worker for the new files of a batch
+	// (under tmpDir, named afresh at each start: see NewStore).
+	work []string
 	// syncfs makes a batch durable with one syncfs(2) of the data root's
 	// file system instead of one fsync per file and folder.
 	syncfs bool
+	// tmpfile writes new files unnamed (O_TMPFILE) and links them into
+	// place: one directory entry per file instead of a temporary name and a
+	// rename (Linux, with syncfs, where the data root's file system can).
+	tmpfile bool
 }
+
+// errNoTmpfile says the system cannot write unnamed files (O_TMPFILE).
+var errNoTmpfile = errors.New("unnamed temporary files (O_TMPFILE) are not supported here")
 
 // Sync strategies: how a batch's files are made durable.
 const (
@@ -98,10 +110,8 @@ func NewStore(root string, decode annotation.DecodeOptions, sync string) (*Store
 	default:
 		return nil, fmt.Errorf("sync strategy %q is not %s or %s", sync, SyncFS, SyncFiles)
 	}
-	dirs := []string{filepath.Join(root, RejectsDir), filepath.Join(root, tmpDir)}
-	for w := 0; w < s.workers; w++ {
-		dirs = append(dirs, filepath.Join(root, tmpDir, strconv.Itoa(w)))
-	}
+	tmp := filepath.Join(root, tmpDir)
+	dirs := []string{filepath.Join(root, RejectsDir), tmp}
 	for _, f := range folders {
 		dirs = append(dirs, filepath.Join(root, f, "images"), filepath.Join(root, f, "labels"))
 	}
@@ -110,23 +120,47 @@ func NewStore(root string, decode annotation.DecodeOptions, sync string) (*Store
 			return nil, fmt.Errorf("data root: %w", err)
 		}
 	}
-	tmp := filepath.Join(root, tmpDir)
+	// Leftovers of an earlier run: temporary files and worker folders.
 	ents, err := os.ReadDir(tmp)
 	if err != nil {
 		return nil, fmt.Errorf("data root: %w", err)
 	}
 	for _, e := range ents {
-		p := filepath.Join(tmp, e.Name())
-		if e.IsDir() {
-			sub, _ := os.ReadDir(p)
-			for _, f := range sub {
-				_ = os.Remove(filepath.Join(p, f.Name()))
-			}
-			continue
+		if err := os.RemoveAll(filepath.Join(tmp, e.Name())); err != nil {
+			return nil, fmt.Errorf("data root: clear temporary files: %w", err)
 		}
-		_ = os.Remove(p)
 	}
+	// The worker folders are spread over the file system (see
+	// spreadSubfolders) and named afresh, so that each start places them
+	// anew: a new file's inode is allocated near its folder's.
+	spreadSubfolders(tmp)
+	run := strconv.FormatInt(time.Now().UnixNano(), 36)
+	for w := 0; w < s.workers; w++ {
+		d := filepath.Join(tmp, run+"-"+strconv.Itoa(w))
+		if err := os.Mkdir(d, 0o755); err != nil {
+			return nil, fmt.Errorf("data root: %w", err)
+		}
+		s.work = append(s.work, d)
+	}
+	s.tmpfile = s.syncfs && canTmpfile(tmp)
 	return s, nil
+}
+
+// canTmpfile reports whether unnamed files can be written in dir and linked
+// to a name (O_TMPFILE and linkat work there).
+func canTmpfile(dir string) bool {
+	f, err := openTmpfile(dir)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	probe := filepath.Join(dir, ".tmpfile-probe")
+	_ = os.Remove(probe)
+	if err := linkTmpfile(f, probe); err != nil {
+		return false
+	}
+	_ = os.Remove(probe)
+	return true
 }
 
 // Root returns the data root.
@@ -137,8 +171,8 @@ type pending struct {
 	msg    Message
 	a      *annotation.Annotation
 	reject *Reject
-	// tmp files written and fsynced in the prepare phase ("" when none).
-	img, label, rejMsg, rejTxt string
+	// files written in the prepare phase (nil when none).
+	img, label, rejMsg, rejTxt *prepJob
 }
 
 // ApplyBatch applies msgs in order. Phase 1 writes every new file's content
@@ -166,10 +200,13 @@ type Prepared struct {
 	jobs []*prepJob
 }
 
+// prepJob is one new file: written in the prepare phase, either under a
+// temporary name (path) or unnamed (O_TMPFILE, until it is placed).
 type prepJob struct {
-	path string
-	data []byte
-	f    *os.File
+	path    string
+	data    []byte
+	f       *os.File
+	unnamed bool
 }
 
 // Close releases a prepared batch that will not be committed.
@@ -185,13 +222,10 @@ func (p *Prepared) Close() {
 // Prepare decodes msgs and writes their temporary files (phase 1).
 func (s *Store) Prepare(msgs []Message) (*Prepared, error) {
 	pr := &Prepared{ps: make([]*pending, len(msgs))}
-	// Each worker creates its files in its own folder: creations in one
-	// folder serialise on the folder's lock.
-	add := func(name string, data []byte) string {
-		w := strconv.Itoa(len(pr.jobs) % s.workers)
-		j := &prepJob{path: filepath.Join(s.root, tmpDir, w, name), data: data}
+	add := func(name string, data []byte) *prepJob {
+		j := &prepJob{path: name, data: data}
 		pr.jobs = append(pr.jobs, j)
-		return j.path
+		return j
 	}
 	for i, m := range msgs {
 		p := &pending{msg: m}
@@ -213,11 +247,29 @@ func (s *Store) Prepare(msgs []Message) (*Prepared, error) {
 			p.label = add(off+".txt", labelBytes(a.Labels))
 		}
 	}
+	// Each worker creates its files in its own folder (creations in one
+	// folder serialise on the folder's lock) and takes the next job when it
+	// is done, so that a slow folder slows only its worker.
 	jobs := pr.jobs
+	var next atomic.Int64
 	err := parallel(min(s.workers, len(jobs)), s.workers, func(w int) error {
-		for i := w; i < len(jobs); i += s.workers {
+		for {
+			i := int(next.Add(1) - 1)
+			if i >= len(jobs) {
+				return nil
+			}
 			j := jobs[i]
-			f, err := os.OpenFile(j.path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+			j.path = filepath.Join(s.work[w], j.path)
+			var f *os.File
+			var err error
+			if s.tmpfile {
+				// Unnamed: no directory entry until it is placed.
+				f, err = openTmpfile(s.work[w])
+				j.unnamed = err == nil
+			}
+			if f == nil {
+				f, err = os.OpenFile(j.path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+			}
 			if err != nil {
 				return err
 			}
@@ -226,7 +278,6 @@ func (s *Store) Prepare(msgs []Message) (*Prepared, error) {
 				return fmt.Errorf("write %s: %w", j.path, err)
 			}
 		}
-		return nil
 	})
 	if err != nil {
 		pr.Close()
@@ -353,6 +404,31 @@ func (s *Store) path(folder, kind, file string) string {
 	return filepath.Join(s.root, folder, kind, file)
 }
 
+// place gives a prepared (durable) file its final name to, replacing a file
+// there atomically. An unnamed file is linked there: one new directory entry.
+// When to exists (a replay, an edit) it is linked under its temporary name
+// and renamed over to, so that to always names a whole file.
+func (s *Store) place(j *prepJob, to string, touched map[string]bool) error {
+	if !j.unnamed {
+		return s.rename(j.path, to, touched)
+	}
+	err := linkTmpfile(j.f, to)
+	if err == nil {
+		touched[filepath.Dir(to)] = true
+		return nil
+	}
+	if !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	if err := os.Remove(j.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove: %w", err)
+	}
+	if err := linkTmpfile(j.f, j.path); err != nil {
+		return err
+	}
+	return s.rename(j.path, to, touched)
+}
+
 // rename moves from to to and marks both folders touched.
 func (s *Store) rename(from, to string, touched map[string]bool) error {
 	if err := os.Rename(from, to); err != nil {
@@ -425,8 +501,8 @@ func (s *Store) apply(p *pending, touched map[string]bool) (*Reject, error) {
 			target = DataDir
 		}
 		img := s.path(target, "images", a.Name+"."+a.ImageFormat)
-		if p.img != "" {
-			if err := s.rename(p.img, img, touched); err != nil {
+		if p.img != nil {
+			if err := s.place(p.img, img, touched); err != nil {
 				return nil, err
 			}
 		} else {
@@ -445,7 +521,7 @@ func (s *Store) apply(p *pending, touched map[string]bool) (*Reject, error) {
 			}
 		}
 		lbl := s.path(target, "labels", label)
-		if err := s.rename(p.label, lbl, touched); err != nil {
+		if err := s.place(p.label, lbl, touched); err != nil {
 			return nil, err
 		}
 		return nil, s.clearExcept(a.Name, img, lbl, touched)
@@ -456,7 +532,7 @@ func (s *Store) apply(p *pending, touched map[string]bool) (*Reject, error) {
 			return &Reject{Offset: p.msg.Offset, Reason: ReasonNotFound,
 				Msg: fmt.Sprintf("edited %q: no annotation of that name in %s, %s or %s", a.Name, DataDir, SeedDir, DeletedDir)}, nil
 		}
-		return nil, s.rename(p.label, s.path(f, "labels", label), touched)
+		return nil, s.place(p.label, s.path(f, "labels", label), touched)
 	case annotation.Deleted:
 		for _, f := range []string{SeedDir, DataDir} {
 			for _, e := range imageExts {
@@ -479,21 +555,22 @@ func (s *Store) apply(p *pending, touched map[string]bool) (*Reject, error) {
 	return nil, fmt.Errorf("operation %v", a.Op)
 }
 
-// discard removes a message's unused temporary files.
+// discard removes a message's unused temporary files (unnamed ones vanish
+// when the batch is closed).
 func (s *Store) discard(p *pending) {
-	for _, t := range []string{p.img, p.label} {
-		if t != "" {
-			_ = os.Remove(t)
+	for _, j := range []*prepJob{p.img, p.label} {
+		if j != nil && !j.unnamed {
+			_ = os.Remove(j.path)
 		}
 	}
 }
 
 func (s *Store) placeReject(p *pending, touched map[string]bool) error {
 	off := strconv.FormatInt(p.msg.Offset, 10)
-	if err := s.rename(p.rejMsg, s.path(RejectsDir, "", off+".msgpack"), touched); err != nil {
+	if err := s.place(p.rejMsg, s.path(RejectsDir, "", off+".msgpack"), touched); err != nil {
 		return err
 	}
-	return s.rename(p.rejTxt, s.path(RejectsDir, "", off+".txt"), touched)
+	return s.place(p.rejTxt, s.path(RejectsDir, "", off+".txt"), touched)
 }
 
 // writeStateReject sets aside a message rejected in the apply phase (rare:

@@ -115,20 +115,19 @@ func applyAll(t *testing.T, s *Store, msgs []Message, batch int) {
 }
 
 func TestStoreSequences(t *testing.T) {
-	for _, batch := range []int{1, 3, 100} {
-		t.Run("batch "+itoa64(int64(batch)), func(t *testing.T) {
-			bodies, cases := sequenceMessages()
-			root := t.TempDir()
-			s, err := NewStore(root, annotation.DecodeOptions{}, "")
-			if err != nil {
-				t.Fatal(err)
-			}
-			applyAll(t, s, toMessages(bodies), batch)
-			checkSequences(t, root, cases)
-			if files := tree(t, filepath.Join(root, tmpDir)); len(files) != 0 {
-				t.Fatalf("temporary files left: %v", files)
-			}
-		})
+	for _, mode := range writeModes {
+		for _, batch := range []int{1, 3, 100} {
+			t.Run(mode+" batch "+itoa64(int64(batch)), func(t *testing.T) {
+				bodies, cases := sequenceMessages()
+				root := t.TempDir()
+				s := newTestStore(t, root, mode)
+				applyAll(t, s, toMessages(bodies), batch)
+				checkSequences(t, root, cases)
+				if files := tree(t, filepath.Join(root, tmpDir)); len(files) != 0 {
+					t.Fatalf("temporary files left: %v", files)
+				}
+			})
+		}
 	}
 }
 
@@ -138,20 +137,23 @@ func TestStoreSequences(t *testing.T) {
 func TestStoreReplay(t *testing.T) {
 	bodies, cases := sequenceMessages()
 	msgs := toMessages(bodies)
-	for k := 0; k <= len(msgs); k += 2 {
-		for j := 0; j <= k; j += 3 {
-			root := t.TempDir()
-			s, err := NewStore(root, annotation.DecodeOptions{}, "")
-			if err != nil {
-				t.Fatal(err)
+	for _, mode := range writeModes {
+		t.Run(mode, func(t *testing.T) {
+			for k := 0; k <= len(msgs); k += 2 {
+				for j := 0; j <= k; j += 3 {
+					root := t.TempDir()
+					s := newTestStore(t, root, mode)
+					applyAll(t, s, msgs[:k], 4)
+					// A restart: a new store on the same root.
+					s = newTestStore(t, root, mode)
+					applyAll(t, s, msgs[j:], 5)
+					checkSequences(t, root, cases)
+					if t.Failed() {
+						t.Fatalf("crash after %d, replay from %d", k, j)
+					}
+				}
 			}
-			applyAll(t, s, msgs[:k], 4)
-			applyAll(t, s, msgs[j:], 5)
-			checkSequences(t, root, cases)
-			if t.Failed() {
-				t.Fatalf("crash after %d, replay from %d", k, j)
-			}
-		}
+		})
 	}
 }
 
