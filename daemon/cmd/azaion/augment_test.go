@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -77,16 +76,7 @@ func TestTrainerCLI(t *testing.T) {
 		"AZAION_DATA_DIR="+data,
 		"AZAION_LOG_FORMAT=json",
 	)
-	var logs bytes.Buffer
-	serve := exec.Command(azaion, "serve")
-	serve.Env = env
-	serve.Stderr = &logs
-	if err := serve.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- serve.Wait() }()
-	defer serve.Process.Kill()
+	serve := startProc(t, azaion, env, "serve")
 
 	cli := func(args ...string) (string, string, error) {
 		t.Helper()
@@ -100,18 +90,12 @@ func TestTrainerCLI(t *testing.T) {
 	// Wait until the trainer plugin serves jobs.
 	c := api.NewSocketClient(sock)
 	deadline := time.Now().Add(time.Minute)
-	for {
+	waitUntil(t, time.Minute, "daemon serves /v1/jobs", func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
 		_, err := c.ListJobs(ctx)
-		cancel()
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("daemon never served /v1/jobs: %v\n%s", err, logs.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return err
+	})
 
 	// The plugin may still be starting: validate retries until it is ready.
 	var out, errOut string
@@ -123,7 +107,7 @@ func TestTrainerCLI(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	if err != nil || !strings.Contains(out, "validate job") {
-		t.Fatalf("validate: %v\n%s\n%s\n%s", err, out, errOut, logs.String())
+		t.Fatalf("validate: %v\n%s\n%s", err, out, errOut)
 	}
 	out, errOut, err = cli("augment", "--variants", "7")
 	if err != nil || !strings.Contains(out, "succeeded") {
@@ -166,12 +150,7 @@ func TestTrainerCLI(t *testing.T) {
 		t.Fatalf("convert back: %v\n%s\n%s", err, out, errOut)
 	}
 
-	if err := serve.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-exited:
-	case <-time.After(30 * time.Second):
-		t.Fatal("daemon did not stop on SIGTERM")
+	if err := serve.stop(t); err != nil {
+		t.Fatalf("daemon exit after SIGTERM: %v", err)
 	}
 }

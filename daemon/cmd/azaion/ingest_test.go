@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -52,13 +49,7 @@ func TestIngestCLI(t *testing.T) {
 		}
 	}
 	stream := fmt.Sprintf("cli-%d", time.Now().UnixNano())
-	var ln net.Listener
-	ln, err = net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeTCPAddr(t)
 	cfg := filepath.Join(dir, "azaion.yaml")
 	if err := os.WriteFile(cfg, []byte("onnx:\n  enabled: false\ningest:\n  enabled: true\n  lag_interval: 200ms\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -68,36 +59,22 @@ func TestIngestCLI(t *testing.T) {
 		"AZAION_STATE_DIR="+filepath.Join(dir, "state"), "AZAION_MODELS_DIR="+filepath.Join(dir, "models"), "AZAION_LOG_FORMAT=json")
 	run := func(args ...string) string {
 		t.Helper()
-		cmd := exec.Command(azaion, args...)
-		cmd.Env = env
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("azaion %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return string(out)
+		return runCLI(t, azaion, env, args...)
 	}
 	if out := run("annotations", "publish", "-author", "tester", src); !strings.Contains(out, fmt.Sprintf("published %d created messages", n)) {
 		t.Fatalf("publish: %s", out)
 	}
 
-	var logs bytes.Buffer
-	serve := exec.Command(azaion, "serve")
-	serve.Env = env
-	serve.Stdout, serve.Stderr = &logs, &logs
-	if err := serve.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = serve.Process.Kill(); _ = serve.Wait() }()
+	serve := startProc(t, azaion, env, "serve")
 	ingestWaitFiles(t, filepath.Join(data, "data-seed", "images"), n)
 	ingestWaitFor(t, "metrics", func() bool {
 		body := ingestGet(t, "http://"+addr+"/metrics")
 		return strings.Contains(body, fmt.Sprintf("azaion_ingest_last_offset %d", n-1)) &&
 			strings.Contains(body, "azaion_ingest_lag_messages 0")
 	})
-	_ = serve.Process.Signal(syscall.SIGTERM)
-	_ = serve.Wait()
-	if secret := strings.TrimPrefix(uri, "rabbitmq-stream://"); strings.Contains(logs.String(), strings.SplitN(secret, "@", 2)[0]+"@") {
-		t.Fatalf("the daemon logged the broker credentials:\n%s", logs.String())
+	_ = serve.stop(t)
+	if secret := strings.TrimPrefix(uri, "rabbitmq-stream://"); strings.Contains(serve.logs.String(), strings.SplitN(secret, "@", 2)[0]+"@") {
+		t.Fatalf("the daemon logged the broker credentials:\n%s", serve.logs.String())
 	}
 
 	status := run("ingest", "status")
@@ -111,17 +88,10 @@ func TestIngestCLI(t *testing.T) {
 	}
 
 	run("annotations", "publish", "-op", "validated", src)
-	fg := exec.Command(azaion, "ingest")
-	fg.Env = env
-	fg.Stdout, fg.Stderr = io.Discard, io.Discard
-	if err := fg.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = fg.Process.Kill(); _ = fg.Wait() }()
+	fg := startProc(t, azaion, env, "ingest")
 	ingestWaitFiles(t, filepath.Join(data, "data", "images"), n)
 	ingestWaitFiles(t, filepath.Join(data, "data-seed", "images"), 0)
-	_ = fg.Process.Signal(syscall.SIGTERM)
-	if err := fg.Wait(); err != nil {
+	if err := fg.stop(t); err != nil {
 		t.Fatalf("azaion ingest after SIGTERM: %v", err)
 	}
 }

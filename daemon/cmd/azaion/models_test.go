@@ -1,22 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/azaion/edge/daemon/internal/apiclient/apitest"
 	"github.com/azaion/edge/internal/testenv"
 	"github.com/azaion/edge/sdk/api"
-	"github.com/azaion/edge/sdk/yolo"
 	"github.com/azaion/edge/sdk/yolo/yolotest"
 )
 
@@ -35,9 +30,7 @@ func TestModelsPublishPullServe(t *testing.T) {
 	cfgFile := filepath.Join(dir, "azaion.yaml")
 	os.WriteFile(cfgFile, []byte("onnx:\n  intra_op_threads: 2\n"), 0o644)
 	sock := filepath.Join(dir, "azaion.sock")
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeTCPAddr(t)
 	s3key, s3secret := testenv.Env(t, "AZAION_TEST_S3_ACCESS_KEY", "the S3 server"), testenv.Env(t, "AZAION_TEST_S3_SECRET_KEY", "the S3 server")
 	env := append(os.Environ(),
 		"AZAION_CONFIG="+cfgFile,
@@ -58,13 +51,7 @@ func TestModelsPublishPullServe(t *testing.T) {
 	)
 	cli := func(env []string, args ...string) string {
 		t.Helper()
-		cmd := exec.Command(azaion, args...)
-		cmd.Env = env
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("azaion %v: %v\n%s", args, err, out)
-		}
-		return string(out)
+		return runCLI(t, azaion, env, args...)
 	}
 	out := cli(env, "models", "publish", testenv.Model(t, "yolo11n_int8.onnx"), "--name", "yolo", "--version", "1")
 	if !strings.Contains(out, "published yolo:1") {
@@ -72,58 +59,29 @@ func TestModelsPublishPullServe(t *testing.T) {
 	}
 
 	serve := func(env []string) (stop func()) {
-		var logs bytes.Buffer
-		cmd := exec.Command(azaion, "serve")
-		cmd.Env = env
-		cmd.Stderr = &logs
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
+		t.Helper()
+		p := startProc(t, azaion, env, "serve")
 		c := api.NewSocketClient(sock)
-		for deadline := time.Now().Add(time.Minute); ; {
-			if _, err := c.Models(context.Background()); err == nil {
-				break
-			}
-			if time.Now().After(deadline) {
-				cmd.Process.Kill()
-				t.Fatalf("daemon did not answer:\n%s", logs.String())
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		waitUntil(t, time.Minute, "daemon answers", func() error {
+			_, err := c.Models(context.Background())
+			return err
+		})
 		return func() {
-			cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-exited:
-			case <-time.After(30 * time.Second):
-				cmd.Process.Kill()
-				t.Errorf("daemon did not stop:\n%s", logs.String())
-			}
-			if t.Failed() {
-				t.Logf("daemon logs:\n%s", logs.String())
+			if err := p.stop(t); err != nil {
+				t.Errorf("daemon exit after SIGTERM: %v", err)
 			}
 		}
 	}
 	detectBus := func() {
 		t.Helper()
 		c := api.NewSocketClient(sock)
-		for deadline := time.Now().Add(2 * time.Minute); c.Ready(context.Background()) != nil; time.Sleep(200 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatal("daemon not ready")
-			}
-		}
+		waitUntil(t, 2*time.Minute, "daemon ready", func() error { return c.Ready(context.Background()) })
 		img, _ := os.ReadFile(testenv.Model(t, "images/bus.jpg"))
 		res, err := c.Detect(context.Background(), img, api.DetectOptions{Model: "yolo"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := make([]yolo.Detection, len(res.Detections))
-		for i, d := range res.Detections {
-			got[i] = yolo.Detection{ClassID: d.ClassID, Score: float32(d.Score),
-				Box: yolo.Box{X1: float32(d.Box.X1), Y1: float32(d.Box.Y1), X2: float32(d.Box.X2), Y2: float32(d.Box.Y2)}}
-		}
-		yolotest.Match(t, got, yolotest.Load(t, testenv.Model(t, "yolo11n_int8.ref.json"), "bus.jpg"))
+		yolotest.Match(t, yolotest.FromAPI(res.Detections), yolotest.Load(t, testenv.Model(t, "yolo11n_int8.ref.json"), "bus.jpg"))
 	}
 
 	stop := serve(env)

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,7 +15,6 @@ import (
 
 	"github.com/azaion/edge/internal/testenv"
 	"github.com/azaion/edge/sdk/api"
-	"github.com/azaion/edge/sdk/yolo"
 	"github.com/azaion/edge/sdk/yolo/yolotest"
 )
 
@@ -39,12 +38,7 @@ func TestServeAndDetectCLI(t *testing.T) {
 	if err := os.Symlink(testenv.Model(t, "yolo11n_int8.onnx"), filepath.Join(models, "yolo11n_int8.onnx")); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeTCPAddr(t)
 	sock := filepath.Join(dir, "azaion.sock")
 	env := append(os.Environ(),
 		"AZAION_CONFIG="+filepath.Join(dir, "azaion.yaml"),
@@ -59,44 +53,18 @@ func TestServeAndDetectCLI(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "azaion.yaml"), []byte("limits:\n  queue_size: 8\nonnx:\n  intra_op_threads: 2\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var logs bytes.Buffer
-	serve := exec.Command(azaion, "serve")
-	serve.Env = env
-	serve.Stderr = &logs
-	if err := serve.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- serve.Wait() }()
-	defer func() {
-		_ = serve.Process.Kill()
-	}()
-
+	serve := startProc(t, azaion, env, "serve")
 	c := api.NewSocketClient(sock)
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
+	waitUntil(t, 2*time.Minute, "daemon ready", func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		err := c.Ready(ctx)
-		cancel()
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("daemon not ready: %v\n%s", err, logs.String())
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		defer cancel()
+		return c.Ready(ctx)
+	})
 
 	bus := testenv.Model(t, "images/bus.jpg")
 	detect := func(args ...string) string {
 		t.Helper()
-		cmd := exec.Command(azaion, append([]string{"detect"}, args...)...)
-		cmd.Env = env
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("azaion detect %v: %v\n%s", args, err, out)
-		}
-		return string(out)
+		return runCLI(t, azaion, env, append([]string{"detect"}, args...)...)
 	}
 	table := detect(bus)
 	for _, want := range []string{"810x1080", "yolo11n_int8", "LABEL", "bus", "person"} {
@@ -111,12 +79,7 @@ func TestServeAndDetectCLI(t *testing.T) {
 	if err := json.Unmarshal([]byte(detect("--json", bus)), &res); err != nil {
 		t.Fatal(err)
 	}
-	got := make([]yolo.Detection, len(res.Detections))
-	for i, d := range res.Detections {
-		got[i] = yolo.Detection{ClassID: d.ClassID, Score: float32(d.Score),
-			Box: yolo.Box{X1: float32(d.Box.X1), Y1: float32(d.Box.Y1), X2: float32(d.Box.X2), Y2: float32(d.Box.Y2)}}
-	}
-	yolotest.Match(t, got, yolotest.Load(t, testenv.Model(t, "yolo11n_int8.ref.json"), "bus.jpg"))
+	yolotest.Match(t, yolotest.FromAPI(res.Detections), yolotest.Load(t, testenv.Model(t, "yolo11n_int8.ref.json"), "bus.jpg"))
 
 	// A missing file is reported by name, with a non-zero exit.
 	cmd := exec.Command(azaion, "detect", filepath.Join(dir, "missing.jpg"))
@@ -131,44 +94,28 @@ func TestServeAndDetectCLI(t *testing.T) {
 	if err := os.Symlink(testenv.Model(t, "yolo11n_dequant_fp32.onnx"), filepath.Join(models, "dropped.onnx")); err != nil {
 		t.Fatal(err)
 	}
-	imp := exec.Command(azaion, "models", "import", "--name", "imported", testenv.Model(t, "yolo11n_int8_nms.onnx"))
-	imp.Env = env
-	if out, err := imp.CombinedOutput(); err != nil {
-		t.Fatalf("models import: %v\n%s", err, out)
-	}
-	if err := serve.Process.Signal(syscall.SIGHUP); err != nil {
+	runCLI(t, azaion, env, "models", "import", "--name", "imported", testenv.Model(t, "yolo11n_int8_nms.onnx"))
+	if err := serve.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"dropped", "imported"} {
-		deadline := time.Now().Add(time.Minute)
-		for {
+		waitUntil(t, time.Minute, "model "+name+" served after SIGHUP", func() error {
 			res, err := c.Detect(context.Background(), mustRead(t, bus), api.DetectOptions{Model: name})
-			if err == nil && len(res.Detections) > 0 {
-				break
+			if err == nil && len(res.Detections) == 0 {
+				err = errors.New("no detections")
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("model %s not served after SIGHUP: %v\n%s", name, err, logs.String())
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
+			return err
+		})
 	}
 
 	// SIGTERM drains and exits 0, removing the socket; logs are JSON.
-	if err := serve.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("daemon exit after SIGTERM: %v\n%s", err, logs.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("daemon did not exit within 30s of SIGTERM")
+	if err := serve.stop(t); err != nil {
+		t.Fatalf("daemon exit after SIGTERM: %v", err)
 	}
 	if _, err := os.Stat(sock); !os.IsNotExist(err) {
 		t.Errorf("socket left behind after exit: %v", err)
 	}
-	first := strings.SplitN(logs.String(), "\n", 2)[0]
+	first := strings.SplitN(serve.logs.String(), "\n", 2)[0]
 	if !json.Valid([]byte(first)) {
 		t.Errorf("first log line is not JSON: %s", first)
 	}

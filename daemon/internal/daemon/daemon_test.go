@@ -25,7 +25,6 @@ import (
 	"github.com/azaion/edge/daemon/internal/config"
 	"github.com/azaion/edge/internal/testenv"
 	"github.com/azaion/edge/sdk/api"
-	"github.com/azaion/edge/sdk/yolo"
 	"github.com/azaion/edge/sdk/yolo/yolotest"
 )
 
@@ -122,15 +121,6 @@ func (h *harness) waitReady(t testing.TB, within time.Duration) {
 	t.Fatalf("daemon not ready after %s: %v", within, err)
 }
 
-func toYOLO(ds []api.Detection) []yolo.Detection {
-	out := make([]yolo.Detection, len(ds))
-	for i, d := range ds {
-		out[i] = yolo.Detection{ClassID: d.ClassID, Score: float32(d.Score),
-			Box: yolo.Box{X1: float32(d.Box.X1), Y1: float32(d.Box.Y1), X2: float32(d.Box.X2), Y2: float32(d.Box.Y2)}}
-	}
-	return out
-}
-
 func busJPEG(t testing.TB) []byte {
 	t.Helper()
 	b, err := os.ReadFile(testenv.Model(t, "images/bus.jpg"))
@@ -188,7 +178,7 @@ func TestServeDetect(t *testing.T) {
 			if res.Image.Width != 810 || res.Image.Height != 1080 || res.Model != m || res.Backend != "onnx" {
 				t.Fatalf("response %+v", res)
 			}
-			yolotest.Match(t, toYOLO(res.Detections), ref(t, m))
+			yolotest.Match(t, yolotest.FromAPI(res.Detections), ref(t, m))
 			if res.TimingsMS.Infer <= 0 || res.TimingsMS.Total < res.TimingsMS.Infer {
 				t.Errorf("timings %+v", res.TimingsMS)
 			}
@@ -199,7 +189,7 @@ func TestServeDetect(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		yolotest.Match(t, toYOLO(res.Detections), ref(t, "yolo11n_int8"))
+		yolotest.Match(t, yolotest.FromAPI(res.Detections), ref(t, "yolo11n_int8"))
 		for _, d := range res.Detections {
 			if d.Label == "" {
 				t.Fatalf("detection without label: %+v", d)
@@ -230,7 +220,7 @@ func TestServeDetect(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		yolotest.Match(t, toYOLO(alone.Detections), ref(t, "yolo11n_dequant_fp32"))
+		yolotest.Match(t, yolotest.FromAPI(alone.Detections), ref(t, "yolo11n_dequant_fp32"))
 		// Four concurrent requests: at least one attempt must run as one
 		// batch of 4 (the backend waits batch_wait for a batch to fill), and
 		// every answer equals the one alone.
@@ -253,7 +243,7 @@ func TestServeDetect(t *testing.T) {
 				if errs[i] != nil {
 					t.Fatal(errs[i])
 				}
-				if yolotest.Format(toYOLO(res[i].Detections)) != yolotest.Format(toYOLO(alone.Detections)) {
+				if yolotest.Format(yolotest.FromAPI(res[i].Detections)) != yolotest.Format(yolotest.FromAPI(alone.Detections)) {
 					t.Fatalf("request %d in a batch differs from the request alone", i)
 				}
 				all4 = all4 && res[i].BatchSize == 4
@@ -440,7 +430,7 @@ func TestPluginCrash(t *testing.T) {
 	if err != nil {
 		t.Fatalf("request 5 s after the crash: %v", err)
 	}
-	yolotest.Match(t, toYOLO(res.Detections), ref(t, "yolo11n_1280_fp32"))
+	yolotest.Match(t, yolotest.FromAPI(res.Detections), ref(t, "yolo11n_1280_fp32"))
 	bs, _ = h.http.Backends(ctx)
 	if b := bs.Backends[0]; b.PID == pid || b.Restarts != 1 || b.State != "ready" {
 		t.Fatalf("backend after relaunch: %+v", b)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/azaion/edge/sdk/api"
 	"github.com/azaion/edge/sdk/yolo"
 )
 
@@ -151,4 +152,15 @@ func Format(dets []yolo.Detection) string {
 		fmt.Fprintf(&b, "  class %2d  %.4f  [%.1f %.1f %.1f %.1f]\n", d.ClassID, d.Score, d.Box.X1, d.Box.Y1, d.Box.X2, d.Box.Y2)
 	}
 	return b.String()
+}
+
+// FromAPI converts the daemon's JSON detections back to yolo.Detection, so
+// end-to-end tests can compare an HTTP answer with a reference.
+func FromAPI(ds []api.Detection) []yolo.Detection {
+	out := make([]yolo.Detection, len(ds))
+	for i, d := range ds {
+		out[i] = yolo.Detection{ClassID: d.ClassID, Score: float32(d.Score),
+			Box: yolo.Box{X1: float32(d.Box.X1), Y1: float32(d.Box.Y1), X2: float32(d.Box.X2), Y2: float32(d.Box.Y2)}}
+	}
+	return out
 }
