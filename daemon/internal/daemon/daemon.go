@@ -117,10 +117,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		desc := fetch.Descriptor(m)
 		return d.sched.Add(sched.Source{Descriptor: desc, Backend: fetch.BackendFor(desc.Format), Origin: "store:" + m.ID(), Open: ms.Open(m)})
 	}
-	if err := ms.LoadCached(context.Background(), addStored, func(n string) bool { return d.localModels[n] }); err != nil {
-		log.Error("stored models", "error", err)
-	}
-	d.rescans = append(d.rescans, func(ctx context.Context) {
+	// Serve the latest stored version of each model now, and on SIGHUP
+	// whatever was imported or pulled since.
+	scanStore := func(ctx context.Context) {
 		addNew := func(ctx context.Context, m *modelstore.Manifest) error {
 			if v, ok := d.sched.Registered(m.Name); ok && v == m.Version {
 				return nil // already served
@@ -130,7 +129,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		if err := ms.LoadCached(ctx, addNew, func(n string) bool { return d.localModels[n] }); err != nil {
 			log.Error("stored models", "error", err)
 		}
-	})
+	}
+	scanStore(context.Background())
+	d.rescans = append(d.rescans, scanStore)
 	ms.Register(d.api.Handle, func(ctx context.Context, m *modelstore.Manifest) error {
 		if err := addStored(ctx, m); err != nil {
 			return err
