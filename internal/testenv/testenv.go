@@ -7,6 +7,7 @@
 package testenv
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -71,4 +72,16 @@ func Env(t testing.TB, key, what string) string {
 		t.Fatalf("testenv: %s is not set: %s is started by `make test` (scripts/with-services.sh)", key, what)
 	}
 	return v
+}
+
+// FreeTCPAddr returns a loopback address that was free a moment ago, for a
+// server a test starts.
+func FreeTCPAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }

@@ -2,7 +2,6 @@ package backend
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -10,31 +9,22 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/azaion/edge/sdk/backend/proto"
+	sdkplugin "github.com/azaion/edge/sdk/plugin"
 	"github.com/azaion/edge/sdk/yolo"
 )
 
-// toStatus maps a backend error to a gRPC status, once, at the edge.
-func toStatus(err error) error {
-	if err == nil {
-		return nil
-	}
-	code := codes.Internal
-	switch {
-	case errors.Is(err, ErrUnknownHandle):
-		code = codes.NotFound
-	case errors.Is(err, ErrBadModel):
-		code = codes.InvalidArgument
-	case errors.Is(err, ErrUnsupported):
-		code = codes.FailedPrecondition
-	case errors.Is(err, ErrUnavailable):
-		code = codes.Unavailable
-	case errors.Is(err, context.Canceled):
-		code = codes.Canceled
-	case errors.Is(err, context.DeadlineExceeded):
-		code = codes.DeadlineExceeded
-	}
-	return status.Error(code, err.Error())
+// errorCodes is how backend errors cross the plugin boundary.
+var errorCodes = sdkplugin.ErrorCodes{
+	{Err: ErrUnknownHandle, Code: codes.NotFound},
+	{Err: ErrBadModel, Code: codes.InvalidArgument},
+	{Err: ErrUnsupported, Code: codes.FailedPrecondition},
+	{Err: ErrUnavailable, Code: codes.Unavailable},
+	{Err: context.Canceled, Code: codes.Canceled},
+	{Err: context.DeadlineExceeded, Code: codes.DeadlineExceeded},
 }
+
+// toStatus maps a backend error to a gRPC status, once, at the edge.
+func toStatus(err error) error { return errorCodes.Status(err) }
 
 // fromStatus maps a gRPC status back to a wrapped sentinel error, keeping
 // the plugin's message.
@@ -46,21 +36,8 @@ func fromStatus(op string, err error) error {
 	if !ok {
 		return fmt.Errorf("backend %s: %w", op, err)
 	}
-	var sentinel error
-	switch st.Code() {
-	case codes.NotFound:
-		sentinel = ErrUnknownHandle
-	case codes.InvalidArgument:
-		sentinel = ErrBadModel
-	case codes.FailedPrecondition:
-		sentinel = ErrUnsupported
-	case codes.Unavailable:
-		sentinel = ErrUnavailable
-	case codes.Canceled:
-		sentinel = context.Canceled
-	case codes.DeadlineExceeded:
-		sentinel = context.DeadlineExceeded
-	default:
+	sentinel := errorCodes.Sentinel(st.Code())
+	if sentinel == nil {
 		return fmt.Errorf("backend %s: %s", op, st.Message())
 	}
 	return &remoteError{sentinel: sentinel, msg: st.Message()}

@@ -2,31 +2,24 @@ package trainer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	sdkplugin "github.com/azaion/edge/sdk/plugin"
 )
 
-// toStatus maps a job error to a gRPC status (the plugin side).
-func toStatus(err error) error {
-	if err == nil {
-		return nil
-	}
-	code := codes.Internal
-	switch {
-	case errors.Is(err, context.Canceled):
-		code = codes.Canceled
-	case errors.Is(err, context.DeadlineExceeded):
-		code = codes.DeadlineExceeded
-	case errors.Is(err, ErrUnknownJob):
-		code = codes.NotFound
-	case errors.Is(err, ErrBadSpec):
-		code = codes.InvalidArgument
-	}
-	return status.Error(code, err.Error())
+// errorCodes is how trainer errors cross the plugin boundary.
+var errorCodes = sdkplugin.ErrorCodes{
+	{Err: context.Canceled, Code: codes.Canceled},
+	{Err: context.DeadlineExceeded, Code: codes.DeadlineExceeded},
+	{Err: ErrUnknownJob, Code: codes.NotFound},
+	{Err: ErrBadSpec, Code: codes.InvalidArgument},
 }
+
+// toStatus maps a job error to a gRPC status (the plugin side).
+func toStatus(err error) error { return errorCodes.Status(err) }
 
 // fromStatus maps a gRPC status back to the package's errors (the daemon side).
 func fromStatus(op string, err error) error {
@@ -37,17 +30,8 @@ func fromStatus(op string, err error) error {
 	if !ok {
 		return fmt.Errorf("trainer %s: %w", op, err)
 	}
-	var sentinel error
-	switch st.Code() {
-	case codes.Canceled:
-		sentinel = context.Canceled
-	case codes.DeadlineExceeded:
-		sentinel = context.DeadlineExceeded
-	case codes.NotFound:
-		sentinel = ErrUnknownJob
-	case codes.InvalidArgument:
-		sentinel = ErrBadSpec
-	default:
+	sentinel := errorCodes.Sentinel(st.Code())
+	if sentinel == nil {
 		return fmt.Errorf("trainer %s: %s", op, st.Message())
 	}
 	return fmt.Errorf("trainer %s: %s: %w", op, st.Message(), sentinel)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"net"
 	"os/exec"
 	"strings"
 	"sync"
@@ -100,15 +99,4 @@ func waitUntil(t *testing.T, within time.Duration, what string, cond func() erro
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-// freeTCPAddr returns a loopback address that was free a moment ago.
-func freeTCPAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }

@@ -49,7 +49,7 @@ func TestIngestCLI(t *testing.T) {
 		}
 	}
 	stream := fmt.Sprintf("cli-%d", time.Now().UnixNano())
-	addr := freeTCPAddr(t)
+	addr := testenv.FreeTCPAddr(t)
 	cfg := filepath.Join(dir, "azaion.yaml")
 	if err := os.WriteFile(cfg, []byte("onnx:\n  enabled: false\ningest:\n  enabled: true\n  lag_interval: 200ms\n"), 0o644); err != nil {
 		t.Fatal(err)

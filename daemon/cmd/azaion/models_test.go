@@ -30,7 +30,7 @@ func TestModelsPublishPullServe(t *testing.T) {
 	cfgFile := filepath.Join(dir, "azaion.yaml")
 	os.WriteFile(cfgFile, []byte("onnx:\n  intra_op_threads: 2\n"), 0o644)
 	sock := filepath.Join(dir, "azaion.sock")
-	addr := freeTCPAddr(t)
+	addr := testenv.FreeTCPAddr(t)
 	s3key, s3secret := testenv.Env(t, "AZAION_TEST_S3_ACCESS_KEY", "the S3 server"), testenv.Env(t, "AZAION_TEST_S3_SECRET_KEY", "the S3 server")
 	env := append(os.Environ(),
 		"AZAION_CONFIG="+cfgFile,

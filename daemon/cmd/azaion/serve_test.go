@@ -38,7 +38,7 @@ func TestServeAndDetectCLI(t *testing.T) {
 	if err := os.Symlink(testenv.Model(t, "yolo11n_int8.onnx"), filepath.Join(models, "yolo11n_int8.onnx")); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeTCPAddr(t)
+	addr := testenv.FreeTCPAddr(t)
 	sock := filepath.Join(dir, "azaion.sock")
 	env := append(os.Environ(),
 		"AZAION_CONFIG="+filepath.Join(dir, "azaion.yaml"),

@@ -11,7 +11,6 @@ import (
 	"image/png"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -44,16 +43,6 @@ type harness struct {
 	done   chan error
 }
 
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // startDaemon serves the given shared test models (linked into a models folder).
 func startDaemon(t testing.TB, models []string, tweak func(*config.Config)) *harness {
 	t.Helper()
@@ -69,7 +58,7 @@ func startDaemon(t testing.TB, models []string, tweak func(*config.Config)) *har
 		}
 	}
 	cfg := config.Default()
-	cfg.HTTP.Addr = freeAddr(t)
+	cfg.HTTP.Addr = testenv.FreeTCPAddr(t)
 	cfg.Socket.Path = filepath.Join(dir, "azaion.sock")
 	cfg.Paths.Models = modelsDir
 	cfg.Paths.State = filepath.Join(dir, "state")

@@ -60,5 +60,5 @@ func writeFileAtomic(path string, data []byte) error {
 	if err := atomicfile.Write(path, data, 0o644); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(path))
+	return atomicfile.SyncDir(filepath.Dir(path))
 }

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/azaion/edge/internal/atomicfile"
 	"github.com/azaion/edge/sdk/annotation"
 	"github.com/azaion/edge/sdk/yololabel"
 )
@@ -630,19 +631,7 @@ func (s *Store) syncDirs(dirs []string) error {
 		defer d.Close()
 		return syncFS(d)
 	}
-	return parallel(len(dirs), s.workers, func(i int) error { return syncDir(dirs[i]) })
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", dir, err)
-	}
-	return nil
+	return parallel(len(dirs), s.workers, func(i int) error { return atomicfile.SyncDir(dirs[i]) })
 }
 
 // parallel runs f(0..n-1) on up to workers goroutines and returns the first error.

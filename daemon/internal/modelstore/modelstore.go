@@ -355,7 +355,7 @@ func (w *Writer) Commit(smallEnvelope []byte, m Manifest) error {
 	if err := writeFile(filepath.Join(w.dir, ManifestFile), append(b, '\n')); err != nil {
 		return err
 	}
-	return syncDir(w.dir)
+	return atomicfile.SyncDir(w.dir)
 }
 
 // Abort closes the writer. With keepPartial the bytes downloaded so far stay
@@ -379,15 +379,6 @@ func writeFile(path string, data []byte) error {
 		return fmt.Errorf("model store: %w", err)
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // CompareVersions orders versions: dot/dash-separated numeric fields compare
