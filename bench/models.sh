@@ -17,5 +17,5 @@ if [ -z "${AZAION_TEST_S3_ENDPOINT:-}" ]; then
   svc_s3_start >/dev/null
 fi
 export AZAION_BENCH_MODEL_MB="${AZAION_BENCH_MODEL_MB:-100}"
-go test -count=1 -run '^$' -bench 'BenchmarkPullVsRawGet' -benchtime 3x ./daemon/internal/fetch/ 2>&1 |
+go test -count=1 -run '^$' -bench 'BenchmarkPullVsRawGet' -benchtime 3x ./daemon/internal/distribution/ 2>&1 |
   grep -E '^(models:|BenchmarkPullVsRawGet|ok|FAIL|---)' || true

@@ -13,7 +13,6 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	hclog "github.com/hashicorp/go-hclog"
 	ort "github.com/yalue/onnxruntime_go"
@@ -179,7 +178,7 @@ func (b *Backend) Load(ctx context.Context, desc model.Descriptor, data []byte) 
 		sess.Destroy()
 		return nil, fmt.Errorf("model %s: %w", desc.Name, err)
 	}
-	m := newLoaded(resolved, sess, sh, runBatch, time.Duration(b.cfg.BatchWait))
+	m := newLoaded(resolved, sess, sh, runBatch, b.cfg.BatchWait)
 	warm, err := m.warmup()
 	if err != nil {
 		m.close()

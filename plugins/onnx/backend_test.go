@@ -102,7 +102,7 @@ func TestDetectTensorReproducesReference(t *testing.T) {
 }
 
 func TestConcurrentCallsFormOneBatch(t *testing.T) {
-	b := newBackend(t, Config{MaxBatch: 4, BatchWait: Duration(time.Second)})
+	b := newBackend(t, Config{MaxBatch: 4, BatchWait: time.Second})
 	lr := loadModel(t, b, "yolo11n_dequant_fp32.onnx")
 	if lr.MaxBatch != 4 {
 		t.Fatalf("max batch %d, want 4", lr.MaxBatch)

@@ -17,6 +17,7 @@ import (
 	"github.com/azaion/edge/internal/testenv"
 	"github.com/azaion/edge/sdk/backend"
 	"github.com/azaion/edge/sdk/model"
+	"github.com/azaion/edge/sdk/pluginconfig"
 )
 
 // Benchmarks for bench/inference.sh. Both read the plugin configuration from
@@ -32,7 +33,7 @@ func benchConfig(b *testing.B) Config {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if os.Getenv(EnvLibrary) == "" && !strings.Contains(os.Getenv(EnvConfig), `"library"`) {
+	if !strings.Contains(os.Getenv(pluginconfig.Env), `"library"`) {
 		cfg.Library = testenv.ORTLib(b)
 	}
 	return cfg

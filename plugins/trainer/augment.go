@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"gocv.io/x/gocv"
 
+	"github.com/azaion/edge/sdk/dataroot"
 	sdk "github.com/azaion/edge/sdk/trainer"
 	"github.com/azaion/edge/sdk/yololabel"
 )
@@ -27,14 +28,14 @@ func variantName(name string, k int) string {
 	if k == 0 {
 		return name
 	}
-	return fmt.Sprintf("%s_aug%d.jpg", stem(name), k)
+	return fmt.Sprintf("%s_aug%d.jpg", dataroot.Stem(name), k)
 }
 
 var augSuffix = regexp.MustCompile(`_aug[0-9]+$`)
 
 // originalKey returns the key of the original image an output file of
 // data-processed/ came from (its stem without an _augN suffix).
-func originalKey(name string) string { return augSuffix.ReplaceAllString(stem(name), "") }
+func originalKey(name string) string { return augSuffix.ReplaceAllString(dataroot.Stem(name), "") }
 
 // augmented reports whether every output of image name exists in out. The
 // label of each output is written after its image, so an existing label
@@ -61,14 +62,14 @@ func newAugmenter(root string, p sdk.AugmentParams, log hclog.Logger) (*augmente
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	a := &augmenter{root: root, in: filepath.Join(root, DirData), out: filepath.Join(root, DirProcessed), p: p, log: log}
+	a := &augmenter{root: root, in: filepath.Join(root, dataroot.Data), out: filepath.Join(root, dataroot.Processed), p: p, log: log}
 	a.tmp = filepath.Join(a.out, dirTmp)
 	// A previous run killed mid-write may have left temporary files: they
 	// are never visible under their final names, so removing them is safe.
 	if err := os.RemoveAll(a.tmp); err != nil {
 		return nil, fmt.Errorf("clean %s: %w", a.tmp, err)
 	}
-	if err := mkdirs(filepath.Join(a.out, dirImages), filepath.Join(a.out, dirLabels), a.tmp); err != nil {
+	if err := mkdirs(filepath.Join(a.out, dataroot.Images), filepath.Join(a.out, dataroot.Labels), a.tmp); err != nil {
 		return nil, fmt.Errorf("create %s: %w", a.out, err)
 	}
 	return a, nil
@@ -181,7 +182,7 @@ feed:
 
 // image validates and augments one image of data/.
 func (a *augmenter) image(ctx context.Context, name string, nf *noiseFields) error {
-	src := filepath.Join(a.in, dirImages, name)
+	src := filepath.Join(a.in, dataroot.Images, name)
 	boxes, reason := checkLabels(labelPath(a.in, name), a.p.Checks)
 	var img gocv.Mat
 	if reason == "" {
@@ -208,7 +209,7 @@ func (a *augmenter) image(ctx context.Context, name string, nf *noiseFields) err
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		pl := makePlan(a.p, stem(name), k, w, h)
+		pl := makePlan(a.p, dataroot.Stem(name), k, w, h)
 		out, err := applyPlan(img, pl, nf)
 		if err != nil {
 			return fmt.Errorf("augment %s variant %d: %w", name, k, err)
@@ -234,7 +235,7 @@ func (a *augmenter) image(ctx context.Context, name string, nf *noiseFields) err
 
 // writePair writes an output image and then its label file.
 func (a *augmenter) writePair(name string, img []byte, boxes []yololabel.Box) error {
-	if err := writeAtomic(a.tmp, filepath.Join(a.out, dirImages, name), img); err != nil {
+	if err := writeAtomic(a.tmp, filepath.Join(a.out, dataroot.Images, name), img); err != nil {
 		return err
 	}
 	if err := writeAtomic(a.tmp, labelPath(a.out, name), yololabel.Format(boxes)); err != nil {

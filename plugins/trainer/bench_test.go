@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/azaion/edge/sdk/dataroot"
 )
 
 // BenchmarkAugmentDir augments the data root in AZAION_BENCH_DATA (made by
@@ -19,21 +21,21 @@ func BenchmarkAugmentDir(b *testing.B) {
 	if root == "" {
 		root = b.TempDir()
 		for i := 0; i < 24; i++ {
-			writeImage(b, filepath.Join(root, DirData), fmt.Sprintf("b%03d.jpg", i), 1280, 720, goodLabel)
+			writeImage(b, filepath.Join(root, dataroot.Data), fmt.Sprintf("b%03d.jpg", i), 1280, 720, goodLabel)
 		}
 	}
 	p := testParams(0)
 	if w, err := strconv.Atoi(os.Getenv("AZAION_BENCH_WORKERS")); err == nil {
 		p.Workers = w
 	}
-	names, err := listImages(filepath.Join(root, DirData))
+	names, err := listImages(filepath.Join(root, dataroot.Data))
 	if err != nil || len(names) == 0 {
 		b.Fatalf("no images in %s: %v", root, err)
 	}
 	var total time.Duration
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		os.RemoveAll(filepath.Join(root, DirProcessed))
+		os.RemoveAll(filepath.Join(root, dataroot.Processed))
 		b.StartTimer()
 		start := time.Now()
 		if err := augmentJob(context.Background(), root, p, nil, nil); err != nil {

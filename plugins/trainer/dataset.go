@@ -14,6 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/azaion/edge/sdk/classes"
+	"github.com/azaion/edge/sdk/dataroot"
 	sdk "github.com/azaion/edge/sdk/trainer"
 )
 
@@ -86,19 +87,19 @@ type dataYAML struct {
 // hidden temporary folder and renamed into place (replacing an older one of
 // the same name), so a killed job leaves no half-made dataset.
 func datasetJob(ctx context.Context, root string, p sdk.DatasetParams, now time.Time, em *emitter) (*DatasetResult, error) {
-	src := filepath.Join(root, DirProcessed)
+	src := filepath.Join(root, dataroot.Processed)
 	names, err := listImages(src)
 	if err != nil {
 		return nil, err
 	}
 	if len(names) == 0 {
-		return nil, fmt.Errorf("no images in %s: run augment first", filepath.Join(src, dirImages))
+		return nil, fmt.Errorf("no images in %s: run augment first", filepath.Join(src, dataroot.Images))
 	}
 	name := p.Name
 	if name == "" {
 		name = "azaion-" + now.UTC().Format("2006-01-02")
 	}
-	dsRoot := filepath.Join(root, DirDatasets)
+	dsRoot := filepath.Join(root, dataroot.Datasets)
 	final := filepath.Join(dsRoot, name)
 	if err := mkdirs(dsRoot); err != nil {
 		return nil, err
@@ -109,7 +110,7 @@ func datasetJob(ctx context.Context, root string, p sdk.DatasetParams, now time.
 	}
 	defer os.RemoveAll(tmp)
 	for _, s := range Splits {
-		if err := mkdirs(filepath.Join(tmp, s, dirImages), filepath.Join(tmp, s, dirLabels)); err != nil {
+		if err := mkdirs(filepath.Join(tmp, s, dataroot.Images), filepath.Join(tmp, s, dataroot.Labels)); err != nil {
 			return nil, err
 		}
 	}
@@ -134,7 +135,7 @@ func datasetJob(ctx context.Context, root string, p sdk.DatasetParams, now time.
 			return nil, err
 		}
 		s := assign[originalKey(n)]
-		if err := linkOrCopy(filepath.Join(src, dirImages, n), filepath.Join(tmp, s, dirImages, n)); err != nil {
+		if err := linkOrCopy(filepath.Join(src, dataroot.Images, n), filepath.Join(tmp, s, dataroot.Images, n)); err != nil {
 			return nil, err
 		}
 		lp := labelPath(src, n)

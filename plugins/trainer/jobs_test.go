@@ -18,6 +18,7 @@ import (
 	"gocv.io/x/gocv"
 	"gopkg.in/yaml.v3"
 
+	"github.com/azaion/edge/sdk/dataroot"
 	sdk "github.com/azaion/edge/sdk/trainer"
 	"github.com/azaion/edge/sdk/yololabel"
 )
@@ -26,13 +27,13 @@ import (
 // and the given label text (nil: no label file) to dir/labels.
 func writeImage(t testing.TB, dir, name string, w, h int, label []byte) {
 	t.Helper()
-	if err := mkdirs(filepath.Join(dir, dirImages), filepath.Join(dir, dirLabels)); err != nil {
+	if err := mkdirs(filepath.Join(dir, dataroot.Images), filepath.Join(dir, dataroot.Labels)); err != nil {
 		t.Fatal(err)
 	}
 	img := gocv.NewMatWithSizeFromScalar(gocv.NewScalar(40, 90, 140, 0), h, w, gocv.MatTypeCV8UC3)
 	defer img.Close()
 	gocv.Rectangle(&img, image.Rect(w/4, h/4, w/2, h/2), color.RGBA{250, 250, 0, 0}, -1)
-	if !gocv.IMWrite(filepath.Join(dir, dirImages, name), img) {
+	if !gocv.IMWrite(filepath.Join(dir, dataroot.Images, name), img) {
 		t.Fatalf("write %s", name)
 	}
 	if label != nil {
@@ -68,12 +69,12 @@ func TestValidateJob(t *testing.T) {
 		{name: "not an image", label: goodLabel, image: []byte("hello"), reason: "cannot be decoded"},
 	}
 	root := t.TempDir()
-	data := filepath.Join(root, DirData)
+	data := filepath.Join(root, dataroot.Data)
 	for i, tc := range tests {
 		name := fmt.Sprintf("img%02d.jpg", i)
 		writeImage(t, data, name, 64, 48, tc.label)
 		if tc.image != nil {
-			os.WriteFile(filepath.Join(data, dirImages, name), tc.image, 0o644)
+			os.WriteFile(filepath.Join(data, dataroot.Images, name), tc.image, 0o644)
 		}
 	}
 	// One job per background setting: run refusing backgrounds only on its case.
@@ -84,7 +85,7 @@ func TestValidateJob(t *testing.T) {
 	// The "background refused" case: validate again with backgrounds refused
 	// on a root holding only that image.
 	root2 := t.TempDir()
-	writeImage(t, filepath.Join(root2, DirData), "bg.jpg", 64, 48, nil)
+	writeImage(t, filepath.Join(root2, dataroot.Data), "bg.jpg", 64, 48, nil)
 	if err := validateJob(context.Background(), root2, sdk.ValidateParams{Tolerance: 0.01}, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -94,8 +95,8 @@ func TestValidateJob(t *testing.T) {
 			if tc.name == "background refused" {
 				r, name = root2, "bg.jpg"
 			}
-			_, inData := os.Stat(filepath.Join(r, DirData, dirImages, name))
-			_, inCorrupt := os.Stat(filepath.Join(r, DirCorrupted, dirImages, name))
+			_, inData := os.Stat(filepath.Join(r, dataroot.Data, dataroot.Images, name))
+			_, inCorrupt := os.Stat(filepath.Join(r, dataroot.Corrupted, dataroot.Images, name))
 			if tc.reason == "" {
 				if inData != nil || inCorrupt == nil {
 					t.Fatalf("valid image moved (data: %v, corrupted: %v)", inData, inCorrupt)
@@ -105,15 +106,15 @@ func TestValidateJob(t *testing.T) {
 			if inData == nil || inCorrupt != nil {
 				t.Fatalf("invalid image not moved (data: %v, corrupted: %v)", inData, inCorrupt)
 			}
-			reason, err := os.ReadFile(filepath.Join(r, DirCorrupted, dirReasons, stem(name)+".txt"))
+			reason, err := os.ReadFile(filepath.Join(r, dataroot.Corrupted, dirReasons, dataroot.Stem(name)+".txt"))
 			if err != nil || !strings.Contains(string(reason), tc.reason) {
 				t.Fatalf("reason %q (%v), want %q", reason, err, tc.reason)
 			}
 			if tc.label != nil {
-				if _, err := os.Stat(labelPath(filepath.Join(r, DirCorrupted), name)); err != nil {
+				if _, err := os.Stat(labelPath(filepath.Join(r, dataroot.Corrupted), name)); err != nil {
 					t.Fatalf("label not moved with the image: %v", err)
 				}
-				if _, err := os.Stat(labelPath(filepath.Join(r, DirData), name)); err == nil {
+				if _, err := os.Stat(labelPath(filepath.Join(r, dataroot.Data), name)); err == nil {
 					t.Fatal("label left in data/")
 				}
 			}
@@ -147,10 +148,10 @@ func TestAugmentDeterministicIdempotent(t *testing.T) {
 	roots := []string{t.TempDir(), t.TempDir()}
 	for _, r := range roots {
 		for i := 0; i < 4; i++ {
-			writeImage(t, filepath.Join(r, DirData), fmt.Sprintf("p%d.jpg", i), 160, 120, goodLabel)
+			writeImage(t, filepath.Join(r, dataroot.Data), fmt.Sprintf("p%d.jpg", i), 160, 120, goodLabel)
 		}
-		writeImage(t, filepath.Join(r, DirData), "bg.jpg", 160, 120, nil)
-		writeImage(t, filepath.Join(r, DirData), "bad.jpg", 160, 120, []byte("99 0.5 0.5 0.1 0.1\n"))
+		writeImage(t, filepath.Join(r, dataroot.Data), "bg.jpg", 160, 120, nil)
+		writeImage(t, filepath.Join(r, dataroot.Data), "bad.jpg", 160, 120, []byte("99 0.5 0.5 0.1 0.1\n"))
 	}
 	var events []sdk.Event
 	em := &emitter{fn: func(e sdk.Event) { events = append(events, e) }}
@@ -160,7 +161,7 @@ func TestAugmentDeterministicIdempotent(t *testing.T) {
 	if err := augmentJob(context.Background(), roots[1], testParams(1), nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	a, b := snapshot(t, filepath.Join(roots[0], DirProcessed)), snapshot(t, filepath.Join(roots[1], DirProcessed))
+	a, b := snapshot(t, filepath.Join(roots[0], dataroot.Processed)), snapshot(t, filepath.Join(roots[1], dataroot.Processed))
 	if len(a) != 5*8*2 {
 		t.Fatalf("%d output files, want %d", len(a), 5*8*2)
 	}
@@ -169,11 +170,11 @@ func TestAugmentDeterministicIdempotent(t *testing.T) {
 			t.Fatalf("%s differs between 2 workers and 1 worker with the same seed", k)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(roots[0], DirCorrupted, dirImages, "bad.jpg")); err != nil {
+	if _, err := os.Stat(filepath.Join(roots[0], dataroot.Corrupted, dataroot.Images, "bad.jpg")); err != nil {
 		t.Fatalf("bad.jpg not moved to data-corrupted: %v", err)
 	}
 	for k := 1; k <= 7; k++ {
-		if _, ok := a[filepath.Join(dirLabels, fmt.Sprintf("p0_aug%d.txt", k))]; !ok {
+		if _, ok := a[filepath.Join(dataroot.Labels, fmt.Sprintf("p0_aug%d.txt", k))]; !ok {
 			t.Fatalf("variant %d of p0 missing", k)
 		}
 	}
@@ -182,7 +183,7 @@ func TestAugmentDeterministicIdempotent(t *testing.T) {
 	}
 	// Every variant's labels stay valid.
 	for k, v := range a {
-		if strings.HasPrefix(k, dirLabels) {
+		if strings.HasPrefix(k, dataroot.Labels) {
 			boxes, err := yololabel.Parse(strings.NewReader(v))
 			if err != nil {
 				t.Fatal(k, err)
@@ -196,7 +197,7 @@ func TestAugmentDeterministicIdempotent(t *testing.T) {
 	}
 	// Idempotent: a second run writes nothing.
 	before := map[string]time.Time{}
-	filepath.Walk(filepath.Join(roots[0], DirProcessed), func(p string, info os.FileInfo, err error) error {
+	filepath.Walk(filepath.Join(roots[0], dataroot.Processed), func(p string, info os.FileInfo, err error) error {
 		before[p] = info.ModTime()
 		return nil
 	})
@@ -205,7 +206,7 @@ func TestAugmentDeterministicIdempotent(t *testing.T) {
 	if err := augmentJob(context.Background(), roots[0], testParams(2), em, nil); err != nil {
 		t.Fatal(err)
 	}
-	filepath.Walk(filepath.Join(roots[0], DirProcessed), func(p string, info os.FileInfo, err error) error {
+	filepath.Walk(filepath.Join(roots[0], dataroot.Processed), func(p string, info os.FileInfo, err error) error {
 		if info.Mode().IsRegular() && !info.ModTime().Equal(before[p]) {
 			t.Errorf("second run rewrote %s", p)
 		}
@@ -218,7 +219,7 @@ func TestAugmentDeterministicIdempotent(t *testing.T) {
 
 func TestAugmentWatchPicksUpNewImages(t *testing.T) {
 	root := t.TempDir()
-	data := filepath.Join(root, DirData)
+	data := filepath.Join(root, dataroot.Data)
 	writeImage(t, data, "a.jpg", 96, 64, goodLabel)
 	p := testParams(1)
 	p.Watch, p.WatchSeconds = true, 0.05
@@ -229,7 +230,7 @@ func TestAugmentWatchPicksUpNewImages(t *testing.T) {
 	waitFor := func(name string) {
 		t.Helper()
 		deadline := time.Now().Add(20 * time.Second)
-		for !augmented(filepath.Join(root, DirProcessed), name, 7) {
+		for !augmented(filepath.Join(root, dataroot.Processed), name, 7) {
 			if time.Now().After(deadline) {
 				t.Fatalf("%s not augmented in watch mode", name)
 			}
@@ -259,17 +260,17 @@ func TestAugmentKilledRunLeavesNoPartialFiles(t *testing.T) {
 	}
 	root := t.TempDir()
 	for i := 0; i < 12; i++ {
-		writeImage(t, filepath.Join(root, DirData), fmt.Sprintf("k%02d.jpg", i), 1280, 720, goodLabel)
+		writeImage(t, filepath.Join(root, dataroot.Data), fmt.Sprintf("k%02d.jpg", i), 1280, 720, goodLabel)
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestAugmentKilledRunLeavesNoPartialFiles$")
 	cmd.Env = append(os.Environ(), "AZAION_TRAINER_CHILD="+root)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join(root, DirProcessed)
+	out := filepath.Join(root, dataroot.Processed)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		ents, _ := os.ReadDir(filepath.Join(out, dirImages))
+		ents, _ := os.ReadDir(filepath.Join(out, dataroot.Images))
 		if len(ents) >= 10 || time.Now().After(deadline) {
 			break
 		}
@@ -282,18 +283,18 @@ func TestAugmentKilledRunLeavesNoPartialFiles(t *testing.T) {
 		t.Fatalf("%d images written before the kill; want a partial run", len(images))
 	}
 	for _, n := range images {
-		m := gocv.IMRead(filepath.Join(out, dirImages, n), gocv.IMReadColor)
+		m := gocv.IMRead(filepath.Join(out, dataroot.Images, n), gocv.IMReadColor)
 		if m.Empty() || m.Cols() != 1280 {
 			t.Errorf("%s is not a whole image", n)
 		}
 		m.Close()
 	}
-	labels, _ := os.ReadDir(filepath.Join(out, dirLabels))
+	labels, _ := os.ReadDir(filepath.Join(out, dataroot.Labels))
 	for _, l := range labels {
-		if _, err := yololabel.ReadFile(filepath.Join(out, dirLabels, l.Name())); err != nil {
+		if _, err := yololabel.ReadFile(filepath.Join(out, dataroot.Labels, l.Name())); err != nil {
 			t.Errorf("label %s: %v", l.Name(), err)
 		}
-		if _, err := os.Stat(filepath.Join(out, dirImages, strings.TrimSuffix(l.Name(), ".txt")+".jpg")); err != nil {
+		if _, err := os.Stat(filepath.Join(out, dataroot.Images, strings.TrimSuffix(l.Name(), ".txt")+".jpg")); err != nil {
 			t.Errorf("label %s has no image", l.Name())
 		}
 	}
@@ -309,13 +310,13 @@ func TestAugmentKilledRunLeavesNoPartialFiles(t *testing.T) {
 
 func TestDatasetSplitByOriginal(t *testing.T) {
 	root := t.TempDir()
-	proc := filepath.Join(root, DirProcessed)
-	mkdirs(filepath.Join(proc, dirImages), filepath.Join(proc, dirLabels))
+	proc := filepath.Join(root, dataroot.Processed)
+	mkdirs(filepath.Join(proc, dataroot.Images), filepath.Join(proc, dataroot.Labels))
 	const originals = 60
 	for i := 0; i < originals; i++ {
 		for k := 0; k <= 7; k++ {
 			n := variantName(fmt.Sprintf("o%03d.jpg", i), k)
-			os.WriteFile(filepath.Join(proc, dirImages, n), []byte(n), 0o644)
+			os.WriteFile(filepath.Join(proc, dataroot.Images, n), []byte(n), 0o644)
 			os.WriteFile(labelPath(proc, n), []byte("0 0.5 0.5 0.1 0.1\n"), 0o644)
 		}
 	}
@@ -325,7 +326,7 @@ func TestDatasetSplitByOriginal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(root, DirDatasets, "azaion-2026-11-28")
+	dir := filepath.Join(root, dataroot.Datasets, "azaion-2026-11-28")
 	if res.Dir != dir {
 		t.Fatalf("dataset at %s", res.Dir)
 	}
@@ -350,8 +351,8 @@ func TestDatasetSplitByOriginal(t *testing.T) {
 		t.Fatalf("train has %d images", res.Images["train"])
 	}
 	// Hardlinked, not copied.
-	a, _ := os.Stat(filepath.Join(proc, dirImages, "o000.jpg"))
-	b, _ := os.Stat(filepath.Join(dir, where["o000"], dirImages, "o000.jpg"))
+	a, _ := os.Stat(filepath.Join(proc, dataroot.Images, "o000.jpg"))
+	b, _ := os.Stat(filepath.Join(dir, where["o000"], dataroot.Images, "o000.jpg"))
 	if !os.SameFile(a, b) {
 		t.Fatal("dataset image is not a hardlink of data-processed/")
 	}
@@ -373,7 +374,7 @@ func TestDatasetSplitByOriginal(t *testing.T) {
 	}
 	other := map[string]string{}
 	for _, s := range Splits {
-		names, _ := listImages(filepath.Join(root, DirDatasets, "other", s))
+		names, _ := listImages(filepath.Join(root, dataroot.Datasets, "other", s))
 		for _, n := range names {
 			other[originalKey(n)] = s
 		}
@@ -381,7 +382,7 @@ func TestDatasetSplitByOriginal(t *testing.T) {
 	if fmt.Sprint(sortedSplit(other)) == first {
 		t.Fatal("seed 7 gave the same split as seed 1")
 	}
-	ents, _ := os.ReadDir(filepath.Join(root, DirDatasets))
+	ents, _ := os.ReadDir(filepath.Join(root, dataroot.Datasets))
 	if len(ents) != 2 {
 		t.Fatalf("datasets/ holds %d entries (temporary folders left?)", len(ents))
 	}
@@ -400,11 +401,11 @@ func TestDatasetCopiesWhenLinksFail(t *testing.T) {
 	link = func(string, string) error { return &os.LinkError{Op: "link", Err: syscall.EXDEV} }
 	defer func() { link = os.Link }()
 	root := t.TempDir()
-	proc := filepath.Join(root, DirProcessed)
-	mkdirs(filepath.Join(proc, dirImages), filepath.Join(proc, dirLabels))
+	proc := filepath.Join(root, dataroot.Processed)
+	mkdirs(filepath.Join(proc, dataroot.Images), filepath.Join(proc, dataroot.Labels))
 	for i := 0; i < 5; i++ {
 		n := fmt.Sprintf("c%d.jpg", i)
-		os.WriteFile(filepath.Join(proc, dirImages, n), []byte("image "+n), 0o644)
+		os.WriteFile(filepath.Join(proc, dataroot.Images, n), []byte("image "+n), 0o644)
 		os.WriteFile(labelPath(proc, n), []byte("1 0.5 0.5 0.1 0.1\n"), 0o644)
 	}
 	p := sdk.DefaultDatasetParams()
@@ -419,9 +420,9 @@ func TestDatasetCopiesWhenLinksFail(t *testing.T) {
 			t.Fatalf("%s: %d images, want %d", s, len(names), n)
 		}
 		for _, name := range names {
-			a, _ := os.Stat(filepath.Join(proc, dirImages, name))
-			b, _ := os.Stat(filepath.Join(res.Dir, s, dirImages, name))
-			data, _ := os.ReadFile(filepath.Join(res.Dir, s, dirImages, name))
+			a, _ := os.Stat(filepath.Join(proc, dataroot.Images, name))
+			b, _ := os.Stat(filepath.Join(res.Dir, s, dataroot.Images, name))
+			data, _ := os.ReadFile(filepath.Join(res.Dir, s, dataroot.Images, name))
 			if os.SameFile(a, b) || string(data) != "image "+name {
 				t.Fatalf("%s was not copied whole", name)
 			}

@@ -5,63 +5,30 @@
 package trainer
 
 import (
-	"errors"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
-	"strings"
 
 	"github.com/azaion/edge/internal/atomicfile"
+	"github.com/azaion/edge/sdk/dataroot"
 )
 
-// Folders under the data root (see DESIGN.md section 9).
+// Folders of the trainer's own inside the data root's folders (the data
+// root's layout is sdk/dataroot).
 const (
-	DirData      = "data"
-	DirProcessed = "data-processed"
-	DirDatasets  = "datasets"
-	DirCorrupted = "data-corrupted"
-	dirImages    = "images"
-	dirLabels    = "labels"
-	dirReasons   = "reasons"
-	dirTmp       = ".tmp"
+	dirReasons = "reasons"
+	dirTmp     = ".tmp"
 )
-
-// imageExts are the image file extensions the trainer reads.
-var imageExts = map[string]bool{".jpg": true, ".jpeg": true, ".png": true, ".bmp": true, ".webp": true}
-
-// isImage reports whether name looks like an image the trainer reads.
-func isImage(name string) bool {
-	return !strings.HasPrefix(name, ".") && imageExts[strings.ToLower(filepath.Ext(name))]
-}
-
-// stem returns a file name without its extension.
-func stem(name string) string { return strings.TrimSuffix(name, filepath.Ext(name)) }
 
 // listImages returns the image file names in dir/images, sorted. A missing
 // folder is empty.
 func listImages(dir string) ([]string, error) {
-	ents, err := os.ReadDir(filepath.Join(dir, dirImages))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("list images: %w", err)
-	}
-	var out []string
-	for _, e := range ents {
-		if e.Type().IsRegular() && isImage(e.Name()) {
-			out = append(out, e.Name())
-		}
-	}
-	sort.Strings(out)
-	return out, nil
+	return dataroot.ListImages(filepath.Join(dir, dataroot.Images))
 }
 
 // labelPath returns the label file of image name in dir.
 func labelPath(dir, name string) string {
-	return filepath.Join(dir, dirLabels, stem(name)+".txt")
+	return filepath.Join(dir, dataroot.Labels, dataroot.LabelFile(name))
 }
 
 // writeAtomic writes a data file (mode 0644) through a temporary file in

@@ -8,12 +8,14 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/azaion/edge/sdk/pluginconfig"
 	sdk "github.com/azaion/edge/sdk/trainer"
 	"github.com/azaion/edge/sdk/version"
 )
 
 // Service runs trainer jobs; it implements sdk/trainer.Trainer.
 type Service struct {
+	cfg pluginconfig.Trainer
 	log hclog.Logger
 
 	mu      sync.Mutex
@@ -22,12 +24,13 @@ type Service struct {
 
 var _ sdk.Trainer = (*Service)(nil)
 
-// New returns a Service logging to log (nil discards).
-func New(log hclog.Logger) *Service {
+// New returns a Service with the configuration the daemon handed the
+// plugin, logging to log (nil discards).
+func New(cfg pluginconfig.Trainer, log hclog.Logger) *Service {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	return &Service{log: log, running: map[string]context.CancelFunc{}}
+	return &Service{cfg: cfg, log: log, running: map[string]context.CancelFunc{}}
 }
 
 // StartJob runs one job to the end (see sdk/trainer.Trainer).

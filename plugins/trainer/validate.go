@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/azaion/edge/sdk/classes"
+	"github.com/azaion/edge/sdk/dataroot"
 	sdk "github.com/azaion/edge/sdk/trainer"
 	"github.com/azaion/edge/sdk/yololabel"
 )
@@ -65,12 +66,12 @@ func checkImageHeader(path string) string {
 // moveCorrupted moves image name (and its label file) from dir to
 // root/data-corrupted/, writing the reason to data-corrupted/reasons/<stem>.txt.
 func moveCorrupted(root, dir, name, reason string) error {
-	cd := filepath.Join(root, DirCorrupted)
-	if err := mkdirs(filepath.Join(cd, dirImages), filepath.Join(cd, dirLabels), filepath.Join(cd, dirReasons), filepath.Join(cd, dirTmp)); err != nil {
-		return fmt.Errorf("move %s to %s: %w", name, DirCorrupted, err)
+	cd := filepath.Join(root, dataroot.Corrupted)
+	if err := mkdirs(filepath.Join(cd, dataroot.Images), filepath.Join(cd, dataroot.Labels), filepath.Join(cd, dirReasons), filepath.Join(cd, dirTmp)); err != nil {
+		return fmt.Errorf("move %s to %s: %w", name, dataroot.Corrupted, err)
 	}
-	msg := fmt.Sprintf("%s\nimage: %s\ntime: %s\n", reason, filepath.Join(dir, dirImages, name), time.Now().UTC().Format(time.RFC3339))
-	if err := writeAtomic(filepath.Join(cd, dirTmp), filepath.Join(cd, dirReasons, stem(name)+".txt"), []byte(msg)); err != nil {
+	msg := fmt.Sprintf("%s\nimage: %s\ntime: %s\n", reason, filepath.Join(dir, dataroot.Images, name), time.Now().UTC().Format(time.RFC3339))
+	if err := writeAtomic(filepath.Join(cd, dirTmp), filepath.Join(cd, dirReasons, dataroot.Stem(name)+".txt"), []byte(msg)); err != nil {
 		return err
 	}
 	lp := labelPath(dir, name)
@@ -79,7 +80,7 @@ func moveCorrupted(root, dir, name, reason string) error {
 			return fmt.Errorf("move label of %s: %w", name, err)
 		}
 	}
-	if err := os.Rename(filepath.Join(dir, dirImages, name), filepath.Join(cd, dirImages, name)); err != nil {
+	if err := os.Rename(filepath.Join(dir, dataroot.Images, name), filepath.Join(cd, dataroot.Images, name)); err != nil {
 		return fmt.Errorf("move image %s: %w", name, err)
 	}
 	return nil
@@ -87,7 +88,7 @@ func moveCorrupted(root, dir, name, reason string) error {
 
 // validateJob checks every image of root/data and moves the invalid ones.
 func validateJob(ctx context.Context, root string, p sdk.ValidateParams, em *emitter) error {
-	dir := filepath.Join(root, DirData)
+	dir := filepath.Join(root, dataroot.Data)
 	names, err := listImages(dir)
 	if err != nil {
 		return err
@@ -101,7 +102,7 @@ func validateJob(ctx context.Context, root string, p sdk.ValidateParams, em *emi
 		}
 		_, reason := checkLabels(labelPath(dir, name), p)
 		if reason == "" {
-			reason = checkImageHeader(filepath.Join(dir, dirImages, name))
+			reason = checkImageHeader(filepath.Join(dir, dataroot.Images, name))
 		}
 		if reason != "" {
 			bad++
@@ -111,7 +112,7 @@ func validateJob(ctx context.Context, root string, p sdk.ValidateParams, em *emi
 		}
 		em.emit(float64(i+1)/float64(len(names)), "validate", "", rateMetrics(i+1, len(names), start, map[string]float64{"corrupted": float64(bad)}), i+1 == len(names))
 	}
-	em.emit(1, "done", fmt.Sprintf("%d images checked, %d moved to %s", len(names), bad, DirCorrupted),
+	em.emit(1, "done", fmt.Sprintf("%d images checked, %d moved to %s", len(names), bad, dataroot.Corrupted),
 		map[string]float64{"images_total": float64(len(names)), "corrupted": float64(bad)}, true)
 	return nil
 }

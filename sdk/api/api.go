@@ -23,6 +23,7 @@ const (
 	CodeUnavailable     = "unavailable"       // 503: backend down, model not ready
 	CodeInternal        = "internal"          // 500
 	CodeConflict        = "conflict"          // 409: state conflict (already exists, running)
+	CodeUnsupported     = "unsupported"       // 501: the backend cannot do what was asked
 )
 
 // ErrorBody is the JSON body of every error response:
@@ -80,6 +81,8 @@ func StatusForCode(code string) int {
 		return http.StatusTooManyRequests
 	case CodeUnavailable:
 		return http.StatusServiceUnavailable
+	case CodeUnsupported:
+		return http.StatusNotImplemented
 	default:
 		return http.StatusInternalServerError
 	}

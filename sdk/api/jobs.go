@@ -66,6 +66,8 @@ type Job struct {
 // JobList is the body of GET /v1/jobs.
 type JobList struct {
 	Jobs []Job `json:"jobs"`
+	// Trainer is the state of the trainer plugin that runs the jobs.
+	Trainer *PluginState `json:"trainer,omitempty"`
 }
 
 // JobEvent is one server-sent event of GET /v1/jobs/{id}/events: "progress"

@@ -32,29 +32,38 @@ type ModelsResponse struct {
 	Hint string `json:"hint,omitempty"`
 }
 
-// Backend is one entry of GET /v1/backends.
+// PluginState is the state of a supervised plugin process.
+type PluginState struct {
+	Name string `json:"name"`
+	// State is starting, ready, down or stopped.
+	State     string    `json:"state"`
+	PID       int       `json:"pid,omitempty"`
+	Restarts  int       `json:"restarts"`
+	LastError string    `json:"last_error,omitempty"`
+	Since     time.Time `json:"since"`
+}
+
+// Backend is one entry of GET /v1/backends: a detection backend plugin.
 type Backend struct {
-	Name      string          `json:"name"`
-	State     string          `json:"state"`
-	PID       int             `json:"pid,omitempty"`
-	Restarts  int             `json:"restarts"`
-	LastError string          `json:"last_error,omitempty"`
-	Since     time.Time       `json:"since"`
+	PluginState
 	Version   string          `json:"version,omitempty"`
 	Devices   []BackendDevice `json:"devices,omitempty"`
 	Formats   []string        `json:"formats,omitempty"`
 	Providers []string        `json:"providers,omitempty"`
 }
 
-// BackendDevice is a compute device of a backend.
+// BackendDevice is a compute device of a backend (the backend plugin
+// contract, sdk/backend, reports it in this form).
 type BackendDevice struct {
 	ID          string `json:"id"`
 	Kind        string `json:"kind"`
 	Name        string `json:"name"`
 	MemoryTotal uint64 `json:"memory_total,omitempty"`
 	MemoryFree  uint64 `json:"memory_free,omitempty"`
-	Compute     string `json:"compute,omitempty"`
-	UUID        string `json:"uuid,omitempty"`
+	// Compute is the CUDA compute capability or the SoC name.
+	Compute string `json:"compute,omitempty"`
+	// UUID is the device's unique id where the runtime reports one.
+	UUID string `json:"uuid,omitempty"`
 }
 
 // BackendsResponse is the body of GET /v1/backends.

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/azaion/edge/sdk/api"
 	"github.com/azaion/edge/sdk/model"
 	"github.com/azaion/edge/sdk/yolo"
 )
@@ -61,18 +62,11 @@ type Info struct {
 	Providers []string `json:"providers,omitempty"`
 }
 
-// Device is one compute device of a backend.
-type Device struct {
-	ID          string `json:"id"`
-	Kind        string `json:"kind"`
-	Name        string `json:"name"`
-	MemoryTotal uint64 `json:"memory_total,omitempty"`
-	MemoryFree  uint64 `json:"memory_free,omitempty"`
-	// Compute is the CUDA compute capability or the SoC name.
-	Compute string `json:"compute,omitempty"`
-	// UUID is the device's unique id where the runtime reports one.
-	UUID string `json:"uuid,omitempty"`
-}
+// Device is one compute device of a backend: its id, kind (DeviceCPU,
+// DeviceCUDA, DeviceNPU), name, memory in bytes, Compute (the CUDA compute
+// capability or the SoC name) and UUID where the runtime reports one. It is
+// the local API's type, so the daemon reports it as the plugin gave it.
+type Device = api.BackendDevice
 
 // LoadResult is what Load returns.
 type LoadResult struct {

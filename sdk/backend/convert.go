@@ -1,12 +1,9 @@
 package backend
 
 import (
-	"context"
-	"fmt"
 	"time"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	pb "github.com/azaion/edge/sdk/backend/proto"
 	sdkplugin "github.com/azaion/edge/sdk/plugin"
@@ -19,39 +16,13 @@ var errorCodes = sdkplugin.ErrorCodes{
 	{Err: ErrBadModel, Code: codes.InvalidArgument},
 	{Err: ErrUnsupported, Code: codes.FailedPrecondition},
 	{Err: ErrUnavailable, Code: codes.Unavailable},
-	{Err: context.Canceled, Code: codes.Canceled},
-	{Err: context.DeadlineExceeded, Code: codes.DeadlineExceeded},
 }
 
-// toStatus maps a backend error to a gRPC status, once, at the edge.
+// toStatus maps a backend error to a gRPC status (the plugin side).
 func toStatus(err error) error { return errorCodes.Status(err) }
 
-// fromStatus maps a gRPC status back to a wrapped sentinel error, keeping
-// the plugin's message.
-func fromStatus(op string, err error) error {
-	if err == nil {
-		return nil
-	}
-	st, ok := status.FromError(err)
-	if !ok {
-		return fmt.Errorf("backend %s: %w", op, err)
-	}
-	sentinel := errorCodes.Sentinel(st.Code())
-	if sentinel == nil {
-		return fmt.Errorf("backend %s: %s", op, st.Message())
-	}
-	return &remoteError{sentinel: sentinel, msg: st.Message()}
-}
-
-// remoteError is an error that came from the plugin: its message is the
-// plugin's, and errors.Is matches the sentinel it maps to.
-type remoteError struct {
-	sentinel error
-	msg      string
-}
-
-func (e *remoteError) Error() string { return e.msg }
-func (e *remoteError) Unwrap() error { return e.sentinel }
+// fromStatus maps a gRPC status back to the package's errors (the daemon side).
+func fromStatus(op string, err error) error { return errorCodes.FromStatus("backend", op, err) }
 
 func paramsToPB(p DetectParams) *pb.DetectParams {
 	out := &pb.DetectParams{Conf: p.Conf, Iou: p.IoU, MaxDet: int32(p.MaxDet), MaxPixels: p.MaxPixels}

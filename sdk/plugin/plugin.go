@@ -1,12 +1,11 @@
 // Package plugin holds what every Azaion Edge plugin process shares with the
 // daemon, whatever its kind: the go-plugin handshake, gRPC message limits,
-// the environment variable that carries a plugin's configuration, and Serve.
+// the mapping of errors to gRPC codes, the plugin logger, and Serve (each
+// kind's configuration is in sdk/pluginconfig).
 // Plugin-kind packages (sdk/backend, sdk/trainer) build on it.
 package plugin
 
 import (
-	"encoding/json"
-	"fmt"
 	"os"
 
 	hclog "github.com/hashicorp/go-hclog"
@@ -22,10 +21,6 @@ var Handshake = goplugin.HandshakeConfig{
 	MagicCookieKey:   "AZAION_PLUGIN_MAGIC",
 	MagicCookieValue: "8f1d1c2e-azaion-edge-plugin",
 }
-
-// ConfigEnv is the environment variable through which the daemon hands a
-// plugin its configuration, as JSON.
-const ConfigEnv = "AZAION_PLUGIN_CONFIG"
 
 // MaxMessageSize is the gRPC message limit on both sides (images travel in
 // Detect requests; models are streamed in chunks of ChunkSize).
@@ -67,18 +62,6 @@ func NewLogger(name string) hclog.Logger {
 		JSONFormat: true,
 		Output:     os.Stderr,
 	})
-}
-
-// DecodeConfig reads the JSON in ConfigEnv into dst (left as is when unset).
-func DecodeConfig(dst any) error {
-	s := os.Getenv(ConfigEnv)
-	if s == "" {
-		return nil
-	}
-	if err := json.Unmarshal([]byte(s), dst); err != nil {
-		return fmt.Errorf("plugin config %s: %w", ConfigEnv, err)
-	}
-	return nil
 }
 
 func envOr(k, def string) string {

@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/azaion/edge/daemon/internal/datatools"
+	"github.com/azaion/edge/daemon/cmd/azaion/internal/datatools"
 	"github.com/azaion/edge/sdk/api"
 )
 

@@ -13,8 +13,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/azaion/edge/daemon/internal/catalog"
 	"github.com/azaion/edge/daemon/internal/config"
-	"github.com/azaion/edge/daemon/internal/fetch"
+	"github.com/azaion/edge/daemon/internal/distribution"
 	"github.com/azaion/edge/daemon/internal/modelstore"
 	"github.com/azaion/edge/sdk/api"
 	"github.com/azaion/edge/sdk/model"
@@ -29,13 +30,13 @@ func init() {
 
 // modelService loads the config and builds the model service; logs go to
 // stderr at warn level unless the config says otherwise.
-func modelService(cfgPath string) (*config.Config, *fetch.Service, error) {
+func modelService(cfgPath string) (*config.Config, *distribution.Service, error) {
 	cfg, err := loadConfig(cfgPath)
 	if err != nil {
 		return nil, nil, err
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	svc, err := fetch.FromConfig(cfg, "", log)
+	svc, err := distribution.FromConfig(cfg, "", log)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -112,7 +113,7 @@ func runModelsPublish(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("published %s (%s, sha256 %s): big part %d bytes -> CDN %s, small part -> API %s/%s\n",
 		desc.ID(), sizeText(h.PlaintextSize), h.PlaintextSHA256, h.BigSize,
-		fetch.BigKey(desc.Name, desc.Version), fetch.Folder, fetch.SmallName(desc.Name, desc.Version))
+		distribution.BigKey(desc.Name, desc.Version), distribution.Folder, distribution.SmallName(desc.Name, desc.Version))
 	return nil
 }
 
@@ -132,7 +133,7 @@ func runModelsPull(ctx context.Context, args []string) error {
 	if fs.NArg() != 1 {
 		return usageErrorf("want one model NAME[:VERSION]")
 	}
-	name, version, err := fetch.ParseRef(fs.Arg(0))
+	name, version, err := distribution.ParseRef(fs.Arg(0))
 	if err != nil {
 		return usageErrorf("%v", err)
 	}
@@ -164,7 +165,7 @@ func runModelsPull(ctx context.Context, args []string) error {
 		state = "already stored"
 	}
 	fmt.Printf("%s %s (%s) in %s\n", state, p.Manifest.ID(), sizeText(p.Manifest.PlaintextSize),
-		filepath.Join(fetch.StoreDir(cfg), p.Manifest.Name, p.Manifest.Version))
+		filepath.Join(distribution.StoreDir(cfg), p.Manifest.Name, p.Manifest.Version))
 	return nil
 }
 
@@ -217,7 +218,7 @@ func runModelsImport(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Printf("imported %s (%s, sha256 %s) into %s, encrypted at rest\n", m.ID(), sizeText(m.PlaintextSize),
-		m.PlaintextSHA256, filepath.Join(fetch.StoreDir(cfg), m.Name, m.Version))
+		m.PlaintextSHA256, filepath.Join(distribution.StoreDir(cfg), m.Name, m.Version))
 	return nil
 }
 
@@ -231,7 +232,7 @@ func runModelsList(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := modelstore.Open(fetch.StoreDir(cfg))
+	st, err := modelstore.Open(distribution.StoreDir(cfg))
 	if err != nil {
 		return err
 	}
@@ -246,7 +247,7 @@ func runModelsList(ctx context.Context, args []string) error {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tVERSION\tFORMAT\tSIZE\tSOURCE\tSTORED")
 	for _, m := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.Version, fetch.Descriptor(&m).Format,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.Version, catalog.StoredDescriptor(&m).Format,
 			sizeText(m.PlaintextSize), m.Source, m.Stored.Local().Format(time.DateTime))
 	}
 	return tw.Flush()

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/azaion/edge/sdk/pluginconfig"
 )
 
 // DefaultPath is where the packaged daemon reads its configuration.
@@ -93,26 +95,14 @@ type LimitsConfig struct {
 	RequestTimeout time.Duration `yaml:"request_timeout"`
 }
 
-// ONNXConfig configures the ONNX Runtime backend.
+// ONNXConfig configures the ONNX Runtime backend: whether it runs, and the
+// plugin's own configuration (sdk/pluginconfig.ONNX, handed to the plugin
+// as is; env AZAION_ORT_LIB sets library, AZAION_ONNX_THREADS intra_op_threads).
 type ONNXConfig struct {
 	// Enabled launches the plugin (default true).
 	Enabled *bool `yaml:"enabled"`
-	// Library is the path of libonnxruntime.so (env AZAION_ORT_LIB).
-	Library string `yaml:"library"`
-	// IntraOpThreads is ORT's intra-op pool size (0 = min(2, cores)).
-	IntraOpThreads int `yaml:"intra_op_threads"`
-	// InterOpThreads is ORT's inter-op pool size (default 1).
-	InterOpThreads int `yaml:"inter_op_threads"`
-	// Spinning lets ORT threads spin while idle (default false).
-	Spinning bool `yaml:"spinning"`
-	// MaxBatch caps batches for dynamic-batch models (default 4).
-	MaxBatch int `yaml:"max_batch"`
-	// BatchWait is the longest a request waits for others to fill a batch.
-	BatchWait time.Duration `yaml:"batch_wait"`
-	// Providers are execution providers in order of preference: cpu, cuda, tensorrt.
-	Providers []string `yaml:"providers"`
-	// FallbackCPU allows running on CPU when a configured provider is missing.
-	FallbackCPU bool `yaml:"fallback_cpu"`
+	// ONNX is the plugin's configuration.
+	pluginconfig.ONNX `yaml:",inline"`
 }
 
 // LogConfig configures logging.
@@ -139,14 +129,8 @@ func Default() Config {
 			QueueSize:      64,
 			RequestTimeout: 60 * time.Second,
 		},
-		ONNX: ONNXConfig{
-			Library:        "/usr/lib/azaion/libonnxruntime.so.1",
-			InterOpThreads: 1,
-			MaxBatch:       4,
-			BatchWait:      2 * time.Millisecond,
-			Providers:      []string{"cpu"},
-		},
-		Log: LogConfig{Level: "info"},
+		ONNX: ONNXConfig{ONNX: pluginconfig.DefaultONNX()},
+		Log:  LogConfig{Level: "info"},
 	}
 	c.API = defaultAPI()
 	c.CDN = defaultCDN()
@@ -258,21 +242,8 @@ func (c *Config) Validate() error {
 	if c.Limits.RequestTimeout <= 0 {
 		return errors.New("config: limits.request_timeout must be positive")
 	}
-	if c.ONNX.IntraOpThreads < 0 || c.ONNX.InterOpThreads < 0 {
-		return errors.New("config: onnx.intra_op_threads and onnx.inter_op_threads must not be negative")
-	}
-	if c.ONNX.MaxBatch < 1 || c.ONNX.MaxBatch > 64 {
-		return fmt.Errorf("config: onnx.max_batch %d is out of range 1..64", c.ONNX.MaxBatch)
-	}
-	if c.ONNX.BatchWait < 0 || c.ONNX.BatchWait > time.Second {
-		return fmt.Errorf("config: onnx.batch_wait %s is out of range 0..1s", c.ONNX.BatchWait)
-	}
-	for _, p := range c.ONNX.Providers {
-		switch p {
-		case "cpu", "cuda", "tensorrt":
-		default:
-			return fmt.Errorf("config: onnx.providers: unknown provider %q (want cpu, cuda or tensorrt)", p)
-		}
+	if err := c.ONNX.Validate(); err != nil {
+		return fmt.Errorf("config: onnx.%w", err)
 	}
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":

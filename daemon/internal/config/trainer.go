@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/azaion/edge/sdk/pluginconfig"
 	"github.com/azaion/edge/sdk/trainer"
 )
 
@@ -15,6 +16,9 @@ type TrainerConfig struct {
 	// Watch keeps an augment job in watch mode running while the daemon runs
 	// (continuous augmentation of new images; env AZAION_TRAINER_WATCH=1).
 	Watch bool `yaml:"watch"`
+	// Trainer is the plugin's own configuration (sdk/pluginconfig.Trainer),
+	// handed to it as is: python, the training worker's interpreter.
+	pluginconfig.Trainer `yaml:",inline"`
 	// Validate are the label checks (background images allowed, tolerance),
 	// used by validate jobs and before augmenting.
 	Validate trainer.ValidateParams `yaml:"validate"`
@@ -28,6 +32,7 @@ type TrainerConfig struct {
 
 func defaultTrainer() TrainerConfig {
 	return TrainerConfig{
+		Trainer:  pluginconfig.DefaultTrainer(),
 		Validate: trainer.DefaultValidateParams(),
 		Augment:  trainer.DefaultAugmentParams(),
 		Dataset:  trainer.DefaultDatasetParams(),
@@ -69,6 +74,9 @@ func (c *TrainerConfig) applyEnv(env LookupEnv) error {
 func (c *TrainerConfig) validate() error {
 	if c.Watch && !c.Enabled {
 		return fmt.Errorf("config: trainer.watch needs trainer.enabled")
+	}
+	if err := c.Trainer.Validate(); err != nil {
+		return fmt.Errorf("config: trainer.%w", err)
 	}
 	if err := c.Validate.Validate(); err != nil {
 		return fmt.Errorf("config: trainer.validate: %w", err)

@@ -1,23 +1,69 @@
 package daemon
 
 import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 
+	"github.com/azaion/edge/daemon/internal/catalog"
 	"github.com/azaion/edge/daemon/internal/pluginmgr"
 	"github.com/azaion/edge/sdk/api"
 	"github.com/azaion/edge/sdk/backend"
+	"github.com/azaion/edge/sdk/pluginconfig"
 )
 
-// backendSet is the daemon's inference plugins by name; it implements
-// sched.Backends.
+// backendSet is the daemon's detection backend plugins by name; it
+// implements sched.Backends and gives the catalog its targets.
 type backendSet struct {
 	mu      sync.Mutex
-	plugins map[string]*pluginmgr.Plugin
+	plugins map[string]*pluginmgr.Plugin[backend.Backend]
 	infos   map[string]*backend.Info
 }
 
-func (s *backendSet) add(p *pluginmgr.Plugin) {
+func newBackendSet() *backendSet {
+	return &backendSet{plugins: map[string]*pluginmgr.Plugin[backend.Backend]{}, infos: map[string]*backend.Info{}}
+}
+
+// addBackend supervises the detection backend plugin azaion-plugin-<name>
+// from the plugin folder with its configuration; on every (re)launch it
+// checks the API version, records what the plugin reports and loads the
+// backend's models.
+func (d *Daemon) addBackend(name string, cfg pluginconfig.Config) error {
+	env, err := pluginconfig.Encode(cfg)
+	if err != nil {
+		return fmt.Errorf("backend %s: %w", name, err)
+	}
+	p := pluginmgr.New(pluginmgr.Spec[backend.Backend]{
+		Name:     name,
+		Path:     filepath.Join(d.cfg.Paths.Plugins, "azaion-plugin-"+name),
+		Plugins:  backend.PluginSet(nil),
+		Dispense: backend.PluginName,
+		Env:      []string{env},
+		LogLevel: d.cfg.Log.Level,
+		TempDir:  filepath.Join(d.cfg.Paths.State, "tmp", "plugin-"+name),
+		OnStart: func(ctx context.Context, b backend.Backend) error {
+			info, err := b.Info(ctx)
+			if err != nil {
+				return fmt.Errorf("info: %w", err)
+			}
+			if !slices.Contains(info.APIVersions, backend.APIVersion) {
+				return fmt.Errorf("plugin speaks %v, the daemon needs %s", info.APIVersions, backend.APIVersion)
+			}
+			d.backends.setInfo(name, info)
+			d.sched.LoadAll(ctx, name, b)
+			return nil
+		},
+		Health: func(ctx context.Context, b backend.Backend) error { return b.Health(ctx) },
+	}, d.log)
+	d.backends.add(p)
+	d.tasks = append(d.tasks, p.Run)
+	return nil
+}
+
+func (s *backendSet) add(p *pluginmgr.Plugin[backend.Backend]) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.plugins[p.Name()] = p
@@ -26,13 +72,10 @@ func (s *backendSet) add(p *pluginmgr.Plugin) {
 func (s *backendSet) setInfo(name string, info *backend.Info) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.infos == nil {
-		s.infos = map[string]*backend.Info{}
-	}
 	s.infos[name] = info
 }
 
-func (s *backendSet) get(name string) *pluginmgr.Plugin {
+func (s *backendSet) get(name string) *pluginmgr.Plugin[backend.Backend] {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.plugins[name]
@@ -42,17 +85,9 @@ func (s *backendSet) get(name string) *pluginmgr.Plugin {
 func (s *backendSet) Backend(name string) (backend.Backend, error) {
 	p := s.get(name)
 	if p == nil {
-		return nil, &noBackendError{name}
+		return nil, fmt.Errorf("no backend %s is configured (enable it in the config)", name)
 	}
-	impl, err := p.Get()
-	if err != nil {
-		return nil, err
-	}
-	b, ok := impl.(backend.Backend)
-	if !ok {
-		return nil, &noBackendError{name}
-	}
-	return b, nil
+	return p.Get()
 }
 
 // Failed implements sched.Backends.
@@ -62,29 +97,33 @@ func (s *backendSet) Failed(name string) {
 	}
 }
 
+// targets lists the running backends with what they reported, for the catalog.
+func (s *backendSet) targets() []catalog.Target {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []catalog.Target
+	for name := range s.plugins {
+		t := catalog.Target{Backend: name}
+		if info := s.infos[name]; info != nil {
+			t.Devices = info.Devices
+		}
+		out = append(out, t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Backend < out[j].Backend })
+	return out
+}
+
 func (s *backendSet) status() []api.Backend {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := []api.Backend{}
 	for name, p := range s.plugins {
-		st := p.Status()
-		b := api.Backend{Name: name, State: string(st.State), PID: st.PID, Restarts: st.Restarts,
-			LastError: st.LastError, Since: st.Since}
+		b := api.Backend{PluginState: p.Status().API()}
 		if info := s.infos[name]; info != nil {
-			b.Version, b.Formats, b.Providers = info.Version, info.Formats, info.Providers
-			for _, d := range info.Devices {
-				b.Devices = append(b.Devices, api.BackendDevice{ID: d.ID, Kind: d.Kind, Name: d.Name,
-					MemoryTotal: d.MemoryTotal, MemoryFree: d.MemoryFree, Compute: d.Compute, UUID: d.UUID})
-			}
+			b.Version, b.Formats, b.Providers, b.Devices = info.Version, info.Formats, info.Providers, info.Devices
 		}
 		out = append(out, b)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
-}
-
-type noBackendError struct{ name string }
-
-func (e *noBackendError) Error() string {
-	return "no backend " + e.name + " is configured (enable it in the config)"
 }

@@ -1,19 +1,18 @@
 // Package daemon is the composition root of `azaion serve`: it wires the
-// configuration, the plugin supervisors, the scheduler, the local model
-// folder, the subsystems and the listeners, and runs them until the context
-// ends (SIGTERM drains). It is imported only by daemon/cmd/azaion.
+// configuration, the plugin supervisors, the scheduler, the model catalog,
+// the subsystems and the listeners, and runs them until the context ends
+// (SIGTERM drains; SIGHUP re-syncs the catalog). It holds no logic of its
+// own beyond that wiring. It is imported only by daemon/cmd/azaion.
 package daemon
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -21,18 +20,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/azaion/edge/daemon/internal/catalog"
 	"github.com/azaion/edge/daemon/internal/config"
-	"github.com/azaion/edge/daemon/internal/fetch"
+	"github.com/azaion/edge/daemon/internal/distribution"
 	"github.com/azaion/edge/daemon/internal/ingest"
 	"github.com/azaion/edge/daemon/internal/jobs"
 	"github.com/azaion/edge/daemon/internal/listen"
 	"github.com/azaion/edge/daemon/internal/localapi"
-	"github.com/azaion/edge/daemon/internal/modelstore"
 	"github.com/azaion/edge/daemon/internal/pluginmgr"
 	"github.com/azaion/edge/daemon/internal/sched"
 	"github.com/azaion/edge/sdk/api"
-	"github.com/azaion/edge/sdk/backend"
-	sdkplugin "github.com/azaion/edge/sdk/plugin"
+	"github.com/azaion/edge/sdk/trainer"
 )
 
 // drainTimeout bounds how long in-flight requests may finish after SIGTERM.
@@ -45,14 +43,10 @@ type Daemon struct {
 	reg      *prometheus.Registry
 	sched    *sched.Scheduler
 	api      *localapi.Server
+	catalog  *catalog.Catalog
 	backends *backendSet
 	// tasks are the subsystems' long-running functions, run by Run.
 	tasks []func(ctx context.Context)
-	// localModels are the names registered from the models folder.
-	localModels map[string]bool
-	// rescans run on SIGHUP after the models folder is rescanned: the
-	// subsystems register the models that appeared in their stores.
-	rescans []func(ctx context.Context)
 }
 
 // New builds a daemon from cfg; Run starts it.
@@ -62,35 +56,60 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	d := &Daemon{cfg: cfg, log: log, reg: reg, backends: &backendSet{plugins: map[string]*pluginmgr.Plugin{}},
-		localModels: map[string]bool{}}
+	d := &Daemon{cfg: cfg, log: log, reg: reg, backends: newBackendSet()}
 	d.sched = sched.New(d.backends, cfg.Limits.QueueSize, log.With("component", "sched"))
+
+	// models: the local folder and the encrypted store (issue 3), served
+	// even with the API and CDN down; pulls through the API and the CDN.
+	dist, err := distribution.FromConfig(cfg, "", log.With("component", "models"))
+	if err != nil {
+		return nil, err
+	}
+	d.catalog = catalog.New(catalog.Options{ModelsDir: cfg.Paths.Models, Store: dist.Store, Keys: dist.Keys,
+		Targets: d.backends.targets, Registry: d.sched, Log: log.With("component", "catalog")})
+	var ready []func(context.Context) []string
+	var trainerPlugin *pluginmgr.Plugin[trainer.Trainer]
+	if cfg.Trainer.Enabled {
+		spec, err := jobs.PluginSpec(cfg)
+		if err != nil {
+			return nil, err
+		}
+		trainerPlugin = pluginmgr.New(spec, log)
+		d.tasks = append(d.tasks, trainerPlugin.Run)
+		ready = append(ready, func(context.Context) []string {
+			if st := trainerPlugin.Status(); st.State != pluginmgr.StateReady {
+				return []string{fmt.Sprintf("trainer plugin (jobs) is %s: %s", st.State, st.LastError)}
+			}
+			return nil
+		})
+	}
 	d.api = localapi.New(localapi.Options{
 		Sched:          d.sched,
-		Backends:       d.backendStatus,
+		Backends:       func(context.Context) []api.Backend { return d.backends.status() },
+		ReadyChecks:    ready,
 		MaxBodyBytes:   cfg.Limits.MaxBodyBytes,
 		MaxPixels:      cfg.Limits.MaxPixels,
 		RequestTimeout: cfg.Limits.RequestTimeout,
-		ModelsHint: fmt.Sprintf("no models yet: copy a YOLO .onnx file (optionally with a NAME.yaml descriptor) into %s "+
-			"and send SIGHUP or restart the daemon, or run `azaion models import FILE`", cfg.Paths.Models),
-		Registry: reg,
-		Log:      log.With("component", "api"),
+		ModelsHint:     d.catalog.Hint(),
+		Registry:       reg,
+		Log:            log.With("component", "api"),
 	})
 	if cfg.ONNXEnabled() {
-		if err := d.addONNX(); err != nil {
+		if err := d.addBackend(catalog.BackendONNX, &cfg.ONNX.ONNX); err != nil {
 			return nil, err
 		}
 	}
-	if err := d.scanModels(); err != nil {
+	if err := d.catalog.Sync(context.Background()); err != nil {
 		return nil, err
 	}
+	dist.Register(d.api.Handle, d.catalog.AddStored)
 
-	// subsystems: each subsystem adds its routes with d.api.Handle, its
-	// metrics with d.reg.MustRegister, its plugins with d.addPlugin and its
-	// long-running work with d.tasks = append(d.tasks, ...).
-	if cfg.Trainer.Enabled {
-		jm := jobs.New(jobs.PluginRunner(d.addPlugin(jobs.PluginSpec(cfg))),
-			jobs.Options{DataRoot: cfg.Data.Root, Defaults: jobs.Defaults(cfg), AutoWatch: cfg.Trainer.Watch, Log: log.With("component", "jobs")})
+	// subsystems: each adds its routes with d.api.Handle, its metrics with
+	// d.reg.MustRegister and its long-running work to d.tasks.
+	if trainerPlugin != nil { // trainer jobs (issue 5)
+		jm := jobs.New(jobs.PluginRunner(trainerPlugin), jobs.Options{DataRoot: cfg.Data.Root, Defaults: jobs.Defaults(cfg),
+			AutoWatch: cfg.Trainer.Watch, Log: log.With("component", "jobs"),
+			Trainer: func() api.PluginState { return trainerPlugin.Status().API() }})
 		jm.Register(d.api.Handle)
 		d.tasks = append(d.tasks, jm.Run)
 	}
@@ -106,101 +125,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 			}
 		})
 	}
-
-	// models (issue 3): the encrypted local store; serve cached models at
-	// start (even with the API and CDN down) and pull new ones.
-	ms, err := fetch.FromConfig(cfg, "", log.With("component", "models"))
-	if err != nil {
-		return nil, err
-	}
-	addStored := func(ctx context.Context, m *modelstore.Manifest) error {
-		desc := fetch.Descriptor(m)
-		return d.sched.Add(sched.Source{Descriptor: desc, Backend: fetch.BackendFor(desc.Format), Origin: "store:" + m.ID(), Open: ms.Open(m)})
-	}
-	// Serve the latest stored version of each model now, and on SIGHUP
-	// whatever was imported or pulled since.
-	scanStore := func(ctx context.Context) {
-		addNew := func(ctx context.Context, m *modelstore.Manifest) error {
-			if v, ok := d.sched.Registered(m.Name); ok && v == m.Version {
-				return nil // already served
-			}
-			return addStored(ctx, m)
-		}
-		if err := ms.LoadCached(ctx, addNew, func(n string) bool { return d.localModels[n] }); err != nil {
-			log.Error("stored models", "error", err)
-		}
-	}
-	scanStore(context.Background())
-	d.rescans = append(d.rescans, scanStore)
-	ms.Register(d.api.Handle, func(ctx context.Context, m *modelstore.Manifest) error {
-		if err := addStored(ctx, m); err != nil {
-			return err
-		}
-		if err := d.sched.Load(ctx, m.Name); err != nil && !errors.Is(err, sched.ErrUnavailable) {
-			return err
-		}
-		return nil
-	})
-
 	return d, nil
-}
-
-// addONNX registers the ONNX Runtime backend plugin.
-func (d *Daemon) addONNX() error {
-	c := d.cfg.ONNX
-	pc, err := json.Marshal(map[string]any{
-		"library":          c.Library,
-		"intra_op_threads": c.IntraOpThreads,
-		"inter_op_threads": c.InterOpThreads,
-		"spinning":         c.Spinning,
-		"max_batch":        c.MaxBatch,
-		"batch_wait":       c.BatchWait.String(),
-		"providers":        c.Providers,
-		"fallback_cpu":     c.FallbackCPU,
-	})
-	if err != nil {
-		return err
-	}
-	d.addBackendPlugin("onnx", []string{sdkplugin.ConfigEnv + "=" + string(pc)})
-	return nil
-}
-
-// addBackendPlugin supervises an inference backend plugin binary
-// azaion-plugin-<name> from the plugin folder; on every (re)launch it checks
-// the API version and loads the backend's models.
-func (d *Daemon) addBackendPlugin(name string, env []string) {
-	spec := pluginmgr.Spec{
-		Name:     name,
-		Path:     filepath.Join(d.cfg.Paths.Plugins, "azaion-plugin-"+name),
-		Plugins:  backend.PluginSet(nil),
-		Dispense: backend.PluginName,
-		Env:      env,
-		LogLevel: d.cfg.Log.Level,
-		TempDir:  filepath.Join(d.cfg.Paths.State, "tmp", "plugin-"+name),
-		OnStart: func(ctx context.Context, impl any) error {
-			b := impl.(backend.Backend)
-			info, err := b.Info(ctx)
-			if err != nil {
-				return fmt.Errorf("info: %w", err)
-			}
-			if !contains(info.APIVersions, backend.APIVersion) {
-				return fmt.Errorf("plugin speaks %v, the daemon needs %s", info.APIVersions, backend.APIVersion)
-			}
-			d.backends.setInfo(name, info)
-			d.sched.LoadAll(ctx, name, b)
-			return nil
-		},
-		Health: func(ctx context.Context, impl any) error { return impl.(backend.Backend).Health(ctx) },
-	}
-	d.addPlugin(spec)
-}
-
-// addPlugin supervises a plugin from Run on.
-func (d *Daemon) addPlugin(spec pluginmgr.Spec) *pluginmgr.Plugin {
-	p := pluginmgr.New(spec, d.log)
-	d.backends.add(p)
-	d.tasks = append(d.tasks, p.Run)
-	return p
 }
 
 // Run serves until ctx ends, then drains. SIGHUP rescans the models folder.
@@ -252,13 +177,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 				return
 			case <-hup:
 				d.log.Info("SIGHUP: rescanning the models folder and the model store", "dir", d.cfg.Paths.Models)
-				if err := d.scanModels(); err != nil {
+				if err := d.catalog.Sync(ctx); err != nil {
 					d.log.Error("rescan models", "error", err)
 				}
-				for _, rescan := range d.rescans {
-					rescan(ctx)
-				}
-				d.loadPending(ctx)
+				d.sched.LoadPending(ctx)
 			}
 		}
 	})
@@ -282,32 +204,6 @@ func (d *Daemon) Run(ctx context.Context) error {
 	wg.Wait()
 	d.log.Info("stopped")
 	return err
-}
-
-// loadPending loads registered models whose backend is ready but which are
-// not loaded yet (added by a rescan).
-func (d *Daemon) loadPending(ctx context.Context) {
-	for _, m := range d.sched.Models() {
-		if m.State == sched.StateReady {
-			continue
-		}
-		if err := d.sched.Load(ctx, m.Name); err != nil {
-			d.log.Warn("load model", "model", m.Name, "error", err)
-		}
-	}
-}
-
-func (d *Daemon) backendStatus(ctx context.Context) []api.Backend {
-	return d.backends.status()
-}
-
-func contains(xs []string, x string) bool {
-	for _, v := range xs {
-		if v == x {
-			return true
-		}
-	}
-	return false
 }
 
 func boolToInt(b bool) int {

@@ -43,8 +43,17 @@ type harness struct {
 	done   chan error
 }
 
-// startDaemon serves the given shared test models (linked into a models folder).
+// startDaemon serves the given shared test models (linked into a models
+// folder) and waits until the daemon is ready.
 func startDaemon(t testing.TB, models []string, tweak func(*config.Config)) *harness {
+	t.Helper()
+	h := launchDaemon(t, models, tweak)
+	h.waitReady(t, 3*time.Minute)
+	return h
+}
+
+// launchDaemon starts the daemon without waiting for it to be ready.
+func launchDaemon(t testing.TB, models []string, tweak func(*config.Config)) *harness {
 	t.Helper()
 	plugins := filepath.Dir(testenv.Binary(t, "plugins/onnx/cmd/azaion-plugin-onnx"))
 	dir := t.TempDir()
@@ -90,7 +99,6 @@ func startDaemon(t testing.TB, models []string, tweak func(*config.Config)) *har
 			t.Error("daemon did not stop within 30s")
 		}
 	})
-	h.waitReady(t, 3*time.Minute)
 	return h
 }
 
@@ -423,5 +431,62 @@ func TestPluginCrash(t *testing.T) {
 	bs, _ = h.http.Backends(ctx)
 	if b := bs.Backends[0]; b.PID == pid || b.Restarts != 1 || b.State != "ready" {
 		t.Fatalf("backend after relaunch: %+v", b)
+	}
+}
+
+// TestTrainerNotABackend: the trainer plugin is not a detection backend: it
+// is absent from /v1/backends, its state shows under /v1/jobs, and /readyz
+// names it only because jobs are enabled and it is down.
+func TestTrainerNotABackend(t *testing.T) {
+	onnx := testenv.Binary(t, "plugins/onnx/cmd/azaion-plugin-onnx")
+	plugins := t.TempDir() // the onnx plugin only: the trainer's binary is missing
+	for _, suffix := range []string{"", ".sha256"} {
+		if err := os.Symlink(onnx+suffix, filepath.Join(plugins, filepath.Base(onnx)+suffix)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := launchDaemon(t, []string{"yolo11n_int8.onnx"}, func(c *config.Config) {
+		c.Paths.Plugins = plugins
+		c.Trainer.Enabled = true
+		c.Data.Root = t.TempDir()
+	})
+	ctx := context.Background()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		err := h.http.Ready(ctx)
+		var se *api.StatusError
+		switch {
+		case err == nil:
+			t.Fatal("readyz says ready with the trainer down")
+		case errors.As(err, &se) && (se.Status != 503 || se.RetryAfter == 0):
+			t.Fatalf("readyz with the trainer down: %v, want 503 with Retry-After", err)
+		case se != nil && strings.Contains(se.Message, "trainer plugin (jobs)") && !strings.Contains(se.Message, "model") &&
+			!strings.Contains(se.Message, "backend"):
+			// The model is ready before long; then the trainer is the only reason.
+		default: // not listening yet, or the model is still loading
+			if time.Now().After(deadline) {
+				t.Fatalf("readyz: %v, want the trainer as the only reason", err)
+			}
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		break
+	}
+	bs, err := h.http.Backends(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(bs.Backends) != 1 || bs.Backends[0].Name != "onnx" || bs.Backends[0].State != "ready" {
+		t.Fatalf("backends: %+v, want only onnx, ready", bs.Backends)
+	}
+	var jobs api.JobList
+	if err := h.http.Do(ctx, "GET", "/v1/jobs", nil, "", &jobs); err != nil {
+		t.Fatal(err)
+	}
+	if tr := jobs.Trainer; tr == nil || tr.Name != "trainer" || tr.State == "ready" || !strings.Contains(tr.LastError, "azaion-plugin-trainer") {
+		t.Fatalf("trainer state under /v1/jobs: %+v", tr)
+	}
+	if _, err := h.http.Detect(ctx, busJPEG(t), api.DetectOptions{}); err != nil {
+		t.Fatalf("detection with the trainer down: %v", err)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/azaion/edge/internal/testenv"
 	"github.com/azaion/edge/sdk/annotation"
 	"github.com/azaion/edge/sdk/annotation/annotationtest"
+	"github.com/azaion/edge/sdk/dataroot"
 )
 
 // TestMain lets the test binary run as a standalone consumer process
@@ -204,8 +205,8 @@ func checkCreated(t testing.TB, root string, as []*annotation.Annotation) {
 	t.Helper()
 	want := map[string][]byte{}
 	for _, a := range as {
-		want[filepath.Join(SeedDir, "images", a.Name+".jpg")] = a.Image
-		want[filepath.Join(SeedDir, "labels", a.Name+".txt")] = labelBytes(a.Labels)
+		want[filepath.Join(dataroot.Seed, "images", a.Name+".jpg")] = a.Image
+		want[filepath.Join(dataroot.Seed, "labels", a.Name+".txt")] = labelBytes(a.Labels)
 	}
 	got := tree(t, root)
 	missing, bad, extra := 0, 0, []string{}

@@ -16,6 +16,7 @@ import (
 	"github.com/azaion/edge/internal/testenv"
 	"github.com/azaion/edge/sdk/annotation"
 	"github.com/azaion/edge/sdk/annotation/annotationtest"
+	"github.com/azaion/edge/sdk/dataroot"
 )
 
 // TestIngest2000 publishes 2,000 generated annotations and checks every file,
@@ -295,7 +296,7 @@ func TestDataRootError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	images := filepath.Join(root, SeedDir, "images")
+	images := filepath.Join(root, dataroot.Seed, "images")
 	if err := os.Remove(images); err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/azaion/edge/sdk/dataroot"
 )
 
 // signalWriter closes seen the first time a log line contains want.
@@ -41,7 +43,7 @@ func TestPipelineRecovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Break the data root before the run, repair it after the first failure.
-	images := filepath.Join(root, SeedDir, "images")
+	images := filepath.Join(root, dataroot.Seed, "images")
 	if err := os.Rename(images, images+".away"); err != nil {
 		t.Fatal(err)
 	}

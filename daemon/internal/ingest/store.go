@@ -14,23 +14,19 @@ import (
 
 	"github.com/azaion/edge/internal/atomicfile"
 	"github.com/azaion/edge/sdk/annotation"
+	"github.com/azaion/edge/sdk/dataroot"
 	"github.com/azaion/edge/sdk/yololabel"
 )
 
-// The folders under the data root that the ingest writes (each annotation
-// folder has images/ and labels/).
+// Folders of the ingest's own under the data root (the data root's layout,
+// data-seed/, data/ and data_deleted/ included, is sdk/dataroot).
 const (
-	SeedDir    = "data-seed"
-	DataDir    = "data"
-	DeletedDir = "data_deleted"
 	RejectsDir = "rejects"
 	tmpDir     = ".ingest-tmp"
 )
 
-var (
-	folders   = []string{DataDir, SeedDir, DeletedDir}
-	imageExts = []string{"jpg", "png"}
-)
+// folders are the data root folders the ingest writes.
+var folders = []string{dataroot.Data, dataroot.Seed, dataroot.Deleted}
 
 // Message is one stream message: its offset and its body.
 type Message struct {
@@ -114,7 +110,7 @@ func NewStore(root string, decode annotation.DecodeOptions, sync string) (*Store
 	tmp := filepath.Join(root, tmpDir)
 	dirs := []string{filepath.Join(root, RejectsDir), tmp}
 	for _, f := range folders {
-		dirs = append(dirs, filepath.Join(root, f, "images"), filepath.Join(root, f, "labels"))
+		dirs = append(dirs, filepath.Join(root, f, dataroot.Images), filepath.Join(root, f, dataroot.Labels))
 	}
 	for _, d := range dirs {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -461,8 +457,8 @@ func (s *Store) remove(path string, touched map[string]bool) error {
 // folders in order ("" when there is none).
 func (s *Store) findImage(name string, in ...string) (folder, ext string) {
 	for _, f := range in {
-		for _, e := range imageExts {
-			if _, err := os.Lstat(s.path(f, "images", name+"."+e)); err == nil {
+		for _, e := range dataroot.ImageExts {
+			if _, err := os.Lstat(s.path(f, dataroot.Images, name+"."+e)); err == nil {
 				return f, e
 			}
 		}
@@ -474,14 +470,14 @@ func (s *Store) findImage(name string, in ...string) (folder, ext string) {
 // image keepImg and the label keepLabel (full paths).
 func (s *Store) clearExcept(name, keepImg, keepLabel string, touched map[string]bool) error {
 	for _, f := range folders {
-		for _, e := range imageExts {
-			if p := s.path(f, "images", name+"."+e); p != keepImg {
+		for _, e := range dataroot.ImageExts {
+			if p := s.path(f, dataroot.Images, name+"."+e); p != keepImg {
 				if err := s.remove(p, touched); err != nil {
 					return err
 				}
 			}
 		}
-		if p := s.path(f, "labels", name+".txt"); p != keepLabel {
+		if p := s.path(f, dataroot.Labels, name+".txt"); p != keepLabel {
 			if err := s.remove(p, touched); err != nil {
 				return err
 			}
@@ -497,56 +493,56 @@ func (s *Store) apply(p *pending, touched map[string]bool) (*Reject, error) {
 	label := a.Name + ".txt"
 	switch a.Op {
 	case annotation.Created, annotation.Validated:
-		target := SeedDir
+		target := dataroot.Seed
 		if a.Op == annotation.Validated {
-			target = DataDir
+			target = dataroot.Data
 		}
-		img := s.path(target, "images", a.Name+"."+a.ImageFormat)
+		img := s.path(target, dataroot.Images, a.Name+"."+a.ImageFormat)
 		if p.img != nil {
 			if err := s.place(p.img, img, touched); err != nil {
 				return nil, err
 			}
 		} else {
 			// Validated without an image: move the one ingested before.
-			f, e := s.findImage(a.Name, target, SeedDir, DataDir, DeletedDir)
+			f, e := s.findImage(a.Name, target, dataroot.Seed, dataroot.Data, dataroot.Deleted)
 			if f == "" {
 				s.discard(p)
 				return &Reject{Offset: p.msg.Offset, Reason: ReasonNoImage,
 					Msg: fmt.Sprintf("validated %q carries no image and none was ingested before", a.Name)}, nil
 			}
-			img = s.path(target, "images", a.Name+"."+e)
+			img = s.path(target, dataroot.Images, a.Name+"."+e)
 			if f != target {
-				if err := s.rename(s.path(f, "images", a.Name+"."+e), img, touched); err != nil {
+				if err := s.rename(s.path(f, dataroot.Images, a.Name+"."+e), img, touched); err != nil {
 					return nil, err
 				}
 			}
 		}
-		lbl := s.path(target, "labels", label)
+		lbl := s.path(target, dataroot.Labels, label)
 		if err := s.place(p.label, lbl, touched); err != nil {
 			return nil, err
 		}
 		return nil, s.clearExcept(a.Name, img, lbl, touched)
 	case annotation.Edited:
-		f, _ := s.findImage(a.Name, DataDir, SeedDir, DeletedDir)
+		f, _ := s.findImage(a.Name, dataroot.Data, dataroot.Seed, dataroot.Deleted)
 		if f == "" {
 			s.discard(p)
 			return &Reject{Offset: p.msg.Offset, Reason: ReasonNotFound,
-				Msg: fmt.Sprintf("edited %q: no annotation of that name in %s, %s or %s", a.Name, DataDir, SeedDir, DeletedDir)}, nil
+				Msg: fmt.Sprintf("edited %q: no annotation of that name in %s, %s or %s", a.Name, dataroot.Data, dataroot.Seed, dataroot.Deleted)}, nil
 		}
-		return nil, s.place(p.label, s.path(f, "labels", label), touched)
+		return nil, s.place(p.label, s.path(f, dataroot.Labels, label), touched)
 	case annotation.Deleted:
-		for _, f := range []string{SeedDir, DataDir} {
-			for _, e := range imageExts {
-				from := s.path(f, "images", a.Name+"."+e)
+		for _, f := range []string{dataroot.Seed, dataroot.Data} {
+			for _, e := range dataroot.ImageExts {
+				from := s.path(f, dataroot.Images, a.Name+"."+e)
 				if _, err := os.Lstat(from); err == nil {
-					if err := s.rename(from, s.path(DeletedDir, "images", a.Name+"."+e), touched); err != nil {
+					if err := s.rename(from, s.path(dataroot.Deleted, dataroot.Images, a.Name+"."+e), touched); err != nil {
 						return nil, err
 					}
 				}
 			}
-			from := s.path(f, "labels", label)
+			from := s.path(f, dataroot.Labels, label)
 			if _, err := os.Lstat(from); err == nil {
-				if err := s.rename(from, s.path(DeletedDir, "labels", label), touched); err != nil {
+				if err := s.rename(from, s.path(dataroot.Deleted, dataroot.Labels, label), touched); err != nil {
 					return nil, err
 				}
 			}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/azaion/edge/sdk/annotation"
 	"github.com/azaion/edge/sdk/annotation/annotationtest"
+	"github.com/azaion/edge/sdk/dataroot"
 )
 
 // seqCase is one annotation's event sequence and where it must end.
@@ -38,18 +39,18 @@ func sequenceMessages() ([][]byte, []seqCase) {
 	}
 	C, V, E, D := annotation.Created, annotation.Validated, annotation.Edited, annotation.Deleted
 	cases := []seqCase{
-		{name: "created", events: []*annotation.Annotation{ev("created", C, img1, l1)}, folder: SeedDir, ext: "jpg", image: img1, labels: l1},
-		{name: "validated", events: []*annotation.Annotation{ev("validated", C, img1, l1), ev("validated", V, nil, l2)}, folder: DataDir, ext: "jpg", image: img1, labels: l2},
-		{name: "val_img", events: []*annotation.Annotation{ev("val_img", V, img2, l1)}, folder: DataDir, ext: "jpg", image: img2, labels: l1},
-		{name: "c_v_img", events: []*annotation.Annotation{ev("c_v_img", C, img1, l1), ev("c_v_img", V, img2, l2)}, folder: DataDir, ext: "jpg", image: img2, labels: l2},
-		{name: "edited_seed", events: []*annotation.Annotation{ev("edited_seed", C, img1, l1), ev("edited_seed", E, nil, l2)}, folder: SeedDir, ext: "jpg", image: img1, labels: l2},
-		{name: "c_v_e", events: []*annotation.Annotation{ev("c_v_e", C, img1, l1), ev("c_v_e", V, nil, l1), ev("c_v_e", E, nil, l3)}, folder: DataDir, ext: "jpg", image: img1, labels: l3},
-		{name: "full", events: []*annotation.Annotation{ev("full", C, img1, l1), ev("full", V, nil, l1), ev("full", E, nil, l2), ev("full", D, nil, nil)}, folder: DeletedDir, ext: "jpg", image: img1, labels: l2},
-		{name: "c_d", events: []*annotation.Annotation{ev("c_d", C, img2, l1), ev("c_d", D, nil, nil)}, folder: DeletedDir, ext: "jpg", image: img2, labels: l1},
-		{name: "recreate", events: []*annotation.Annotation{ev("recreate", C, img1, l1), ev("recreate", D, nil, nil), ev("recreate", C, img2, l2)}, folder: SeedDir, ext: "jpg", image: img2, labels: l2},
+		{name: "created", events: []*annotation.Annotation{ev("created", C, img1, l1)}, folder: dataroot.Seed, ext: "jpg", image: img1, labels: l1},
+		{name: "validated", events: []*annotation.Annotation{ev("validated", C, img1, l1), ev("validated", V, nil, l2)}, folder: dataroot.Data, ext: "jpg", image: img1, labels: l2},
+		{name: "val_img", events: []*annotation.Annotation{ev("val_img", V, img2, l1)}, folder: dataroot.Data, ext: "jpg", image: img2, labels: l1},
+		{name: "c_v_img", events: []*annotation.Annotation{ev("c_v_img", C, img1, l1), ev("c_v_img", V, img2, l2)}, folder: dataroot.Data, ext: "jpg", image: img2, labels: l2},
+		{name: "edited_seed", events: []*annotation.Annotation{ev("edited_seed", C, img1, l1), ev("edited_seed", E, nil, l2)}, folder: dataroot.Seed, ext: "jpg", image: img1, labels: l2},
+		{name: "c_v_e", events: []*annotation.Annotation{ev("c_v_e", C, img1, l1), ev("c_v_e", V, nil, l1), ev("c_v_e", E, nil, l3)}, folder: dataroot.Data, ext: "jpg", image: img1, labels: l3},
+		{name: "full", events: []*annotation.Annotation{ev("full", C, img1, l1), ev("full", V, nil, l1), ev("full", E, nil, l2), ev("full", D, nil, nil)}, folder: dataroot.Deleted, ext: "jpg", image: img1, labels: l2},
+		{name: "c_d", events: []*annotation.Annotation{ev("c_d", C, img2, l1), ev("c_d", D, nil, nil)}, folder: dataroot.Deleted, ext: "jpg", image: img2, labels: l1},
+		{name: "recreate", events: []*annotation.Annotation{ev("recreate", C, img1, l1), ev("recreate", D, nil, nil), ev("recreate", C, img2, l2)}, folder: dataroot.Seed, ext: "jpg", image: img2, labels: l2},
 		{name: "del_unknown", events: []*annotation.Annotation{ev("del_unknown", D, nil, nil)}},
-		{name: "png", events: []*annotation.Annotation{ev("png", C, png, l1), ev("png", V, nil, l1)}, folder: DataDir, ext: "png", image: png, labels: l1},
-		{name: "twice", events: []*annotation.Annotation{ev("twice", C, img1, l1), ev("twice", C, img1, l1), ev("twice", V, nil, l2), ev("twice", V, nil, l2)}, folder: DataDir, ext: "jpg", image: img1, labels: l2},
+		{name: "png", events: []*annotation.Annotation{ev("png", C, png, l1), ev("png", V, nil, l1)}, folder: dataroot.Data, ext: "png", image: png, labels: l1},
+		{name: "twice", events: []*annotation.Annotation{ev("twice", C, img1, l1), ev("twice", C, img1, l1), ev("twice", V, nil, l2), ev("twice", V, nil, l2)}, folder: dataroot.Data, ext: "jpg", image: img1, labels: l2},
 	}
 	var msgs [][]byte
 	for k := 0; ; k++ {
@@ -71,7 +72,7 @@ func checkSequences(t *testing.T, root string, cases []seqCase) {
 	t.Helper()
 	for _, c := range cases {
 		for _, f := range folders {
-			for _, e := range imageExts {
+			for _, e := range dataroot.ImageExts {
 				p := filepath.Join(root, f, "images", c.name+"."+e)
 				b, err := os.ReadFile(p)
 				if f == c.folder && e == c.ext {

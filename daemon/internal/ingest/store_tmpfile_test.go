@@ -9,6 +9,7 @@ import (
 
 	"github.com/azaion/edge/sdk/annotation"
 	"github.com/azaion/edge/sdk/annotation/annotationtest"
+	"github.com/azaion/edge/sdk/dataroot"
 )
 
 // writeModes are the store's ways of writing new files: unnamed files
@@ -83,10 +84,10 @@ func TestStoreUnnamedUntilCommitted(t *testing.T) {
 				t.Fatalf("applied %d, rejected %v", res.Applied, res.Rejected)
 			}
 			want := map[string][]byte{
-				filepath.Join(RejectsDir, "1.msgpack"):          msgs[1].Body,
-				filepath.Join(RejectsDir, "1.txt"):              []byte(res.Rejected[0].line()),
-				filepath.Join(SeedDir, "images", a.Name+".jpg"): img,
-				filepath.Join(SeedDir, "labels", a.Name+".txt"): labelBytes(a.Labels),
+				filepath.Join(RejectsDir, "1.msgpack"):                msgs[1].Body,
+				filepath.Join(RejectsDir, "1.txt"):                    []byte(res.Rejected[0].line()),
+				filepath.Join(dataroot.Seed, "images", a.Name+".jpg"): img,
+				filepath.Join(dataroot.Seed, "labels", a.Name+".txt"): labelBytes(a.Labels),
 			}
 			if got := tree(t, root); len(got) != len(want) {
 				t.Fatalf("files %v, want %d", got, len(want))
@@ -115,8 +116,8 @@ func TestStoreReplaceExisting(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			root := t.TempDir()
 			s := newTestStore(t, root, mode)
-			imgPath := filepath.Join(root, SeedDir, "images", first.Name+".jpg")
-			lblPath := filepath.Join(root, SeedDir, "labels", first.Name+".txt")
+			imgPath := filepath.Join(root, dataroot.Seed, "images", first.Name+".jpg")
+			lblPath := filepath.Join(root, dataroot.Seed, "labels", first.Name+".txt")
 			apply := func(off int64, a *annotation.Annotation) {
 				t.Helper()
 				res, err := s.ApplyBatch([]Message{{Offset: off, Body: annotationtest.MustEncode(a)}})

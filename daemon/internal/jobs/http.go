@@ -2,7 +2,6 @@ package jobs
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,15 +14,15 @@ import (
 // proxies and clients see the connection alive.
 const heartbeat = 15 * time.Second
 
-// Register adds the job routes with handle (e.g. localapi.Server.Handle or
-// http.ServeMux.Handle): GET/POST /v1/jobs, GET/DELETE /v1/jobs/{id},
-// GET /v1/jobs/{id}/events (server-sent events).
-func (m *Manager) Register(handle func(pattern string, h http.Handler)) {
-	handle("GET /v1/jobs", http.HandlerFunc(m.handleList))
-	handle("POST /v1/jobs", http.HandlerFunc(m.handleCreate))
-	handle("GET /v1/jobs/{id}", http.HandlerFunc(m.handleGet))
-	handle("DELETE /v1/jobs/{id}", http.HandlerFunc(m.handleCancel))
-	handle("GET /v1/jobs/{id}/events", http.HandlerFunc(m.handleEvents))
+// Register adds the job routes with handle (localapi.Server.Handle, which
+// answers the errors a route returns): GET/POST /v1/jobs, GET/DELETE
+// /v1/jobs/{id}, GET /v1/jobs/{id}/events (server-sent events).
+func (m *Manager) Register(handle func(pattern string, h func(http.ResponseWriter, *http.Request) error)) {
+	handle("GET /v1/jobs", m.handleList)
+	handle("POST /v1/jobs", m.handleCreate)
+	handle("GET /v1/jobs/{id}", m.handleGet)
+	handle("DELETE /v1/jobs/{id}", m.handleCancel)
+	handle("GET /v1/jobs/{id}/events", m.handleEvents)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -32,70 +31,58 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// writeErr maps the registry's errors to the API error envelope.
-func writeErr(w http.ResponseWriter, err error) {
-	code := api.CodeInternal
-	switch {
-	case errors.Is(err, ErrNotFound):
-		code = api.CodeNotFound
-	case errors.Is(err, ErrBadJob):
-		code = api.CodeBadRequest
-	case errors.Is(err, ErrConflict):
-		code = api.CodeConflict
-	case errors.Is(err, ErrClosed):
-		code = api.CodeUnavailable
+func (m *Manager) handleList(w http.ResponseWriter, _ *http.Request) error {
+	list := api.JobList{Jobs: m.List()}
+	if m.opts.Trainer != nil {
+		st := m.opts.Trainer()
+		list.Trainer = &st
 	}
-	writeJSON(w, api.StatusForCode(code), api.ErrorBody{Error: api.ErrorDetail{Code: code, Message: err.Error()}})
+	writeJSON(w, http.StatusOK, list)
+	return nil
 }
 
-func (m *Manager) handleList(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, api.JobList{Jobs: m.List()})
-}
-
-func (m *Manager) handleCreate(w http.ResponseWriter, r *http.Request) {
+func (m *Manager) handleCreate(w http.ResponseWriter, r *http.Request) error {
 	var req api.JobRequest
 	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		writeErr(w, fmt.Errorf("%w: body: %v", ErrBadJob, err))
-		return
+		return fmt.Errorf("%w: body: %v", ErrBadJob, err)
 	}
 	j, err := m.Create(req)
 	if err != nil {
-		writeErr(w, err)
-		return
+		return err
 	}
 	w.Header().Set("Location", "/v1/jobs/"+j.ID)
 	writeJSON(w, http.StatusCreated, j)
+	return nil
 }
 
-func (m *Manager) handleGet(w http.ResponseWriter, r *http.Request) {
+func (m *Manager) handleGet(w http.ResponseWriter, r *http.Request) error {
 	j, err := m.Get(r.PathValue("id"))
 	if err != nil {
-		writeErr(w, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, j)
+	return nil
 }
 
-func (m *Manager) handleCancel(w http.ResponseWriter, r *http.Request) {
+func (m *Manager) handleCancel(w http.ResponseWriter, r *http.Request) error {
 	j, err := m.Cancel(r.PathValue("id"))
 	if err != nil {
-		writeErr(w, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, j)
+	return nil
 }
 
 // handleEvents streams a job's progress as server-sent events: first the
 // current state, then each progress event, and last an "end" event with the
 // job in its final state.
-func (m *Manager) handleEvents(w http.ResponseWriter, r *http.Request) {
+func (m *Manager) handleEvents(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	info, ch, unsub, err := m.Subscribe(id)
 	if err != nil {
-		writeErr(w, err)
-		return
+		return err
 	}
 	defer unsub()
 	rc := http.NewResponseController(w)
@@ -112,7 +99,7 @@ func (m *Manager) handleEvents(w http.ResponseWriter, r *http.Request) {
 		return rc.Flush() == nil
 	}
 	if !send(api.EventProgress, api.JobEvent{Progress: info.Progress, Stage: info.Stage, Message: info.Message, Metrics: info.Metrics, Time: time.Now().UTC()}) {
-		return
+		return nil
 	}
 	tick := time.NewTicker(heartbeat)
 	defer tick.Stop()
@@ -122,20 +109,20 @@ func (m *Manager) handleEvents(w http.ResponseWriter, r *http.Request) {
 			if !ok {
 				final, err := m.Get(id)
 				if err != nil {
-					return
+					return nil
 				}
 				send(api.EventEnd, api.JobEvent{Progress: final.Progress, Stage: final.Stage, Message: final.Message, Metrics: final.Metrics, Time: time.Now().UTC(), Job: &final})
-				return
+				return nil
 			}
 			if !send(api.EventProgress, ev) {
-				return
+				return nil
 			}
 		case <-tick.C:
 			if _, err := io.WriteString(w, ": keep-alive\n\n"); err != nil || rc.Flush() != nil {
-				return
+				return nil
 			}
 		case <-r.Context().Done():
-			return
+			return nil
 		}
 	}
 }

@@ -52,6 +52,8 @@ type Options struct {
 	RetryMin, RetryMax time.Duration
 	// Log receives job lifecycle logs.
 	Log *slog.Logger
+	// Trainer, when set, reports the trainer plugin's state for GET /v1/jobs.
+	Trainer func() api.PluginState
 }
 
 // Manager is the job registry.

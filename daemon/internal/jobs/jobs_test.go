@@ -1,4 +1,4 @@
-package jobs
+package jobs_test
 
 import (
 	"context"
@@ -20,6 +20,8 @@ import (
 	hclog "github.com/hashicorp/go-hclog"
 	goplugin "github.com/hashicorp/go-plugin"
 
+	"github.com/azaion/edge/daemon/internal/jobs"
+	"github.com/azaion/edge/daemon/internal/localapi"
 	"github.com/azaion/edge/sdk/api"
 	sdkplugin "github.com/azaion/edge/sdk/plugin"
 	"github.com/azaion/edge/sdk/trainer"
@@ -103,12 +105,12 @@ func writeData(t *testing.T, root string, n int) {
 	os.WriteFile(filepath.Join(root, "data/images", "broken.jpg"), []byte("not a jpeg"), 0o644)
 }
 
-func newServer(t *testing.T, r Runner, root string) (*Manager, *api.Client) {
+func newServer(t *testing.T, r jobs.Runner, root string) (*jobs.Manager, *api.Client) {
 	t.Helper()
 	defaults := map[string]json.RawMessage{"augment": json.RawMessage(`{"workers": 2, "seed": 5}`)}
-	m := New(r, Options{DataRoot: root, Defaults: defaults})
+	m := jobs.New(r, jobs.Options{DataRoot: root, Defaults: defaults})
 	mux := http.NewServeMux()
-	m.Register(mux.Handle)
+	m.Register(func(p string, h localapi.HandlerFunc) { mux.Handle(p, localapi.Handler(h)) })
 	srv := httptest.NewServer(mux)
 	t.Cleanup(func() { m.Close(); srv.Close() })
 	return m, api.NewHTTPClient(srv.URL, "")
@@ -253,7 +255,7 @@ func TestJobsCancel(t *testing.T) {
 }
 
 func TestJobsBadRequests(t *testing.T) {
-	_, c := newServer(t, PluginRunner(downPlugin{}), t.TempDir())
+	_, c := newServer(t, jobs.PluginRunner(downPlugin{}), t.TempDir())
 	ctx := context.Background()
 	tests := []struct {
 		name   string
@@ -294,7 +296,9 @@ func TestJobsBadRequests(t *testing.T) {
 
 type downPlugin struct{}
 
-func (downPlugin) Get() (any, error) { return nil, errors.New("plugin is not running: trainer down") }
+func (downPlugin) Get() (trainer.Trainer, error) {
+	return nil, errors.New("plugin is not running: trainer down")
+}
 
 // TestAutoWatch keeps a watching augment job running from Run: it retries
 // while the plugin is down, then augments new images as they arrive.
@@ -303,7 +307,7 @@ func TestAutoWatch(t *testing.T) {
 	writeData(t, root, 1)
 	os.Remove(filepath.Join(root, "data/images/broken.jpg"))
 	sw := &switchRunner{}
-	m := New(sw, Options{DataRoot: root, AutoWatch: true, RetryMin: 20 * time.Millisecond, RetryMax: 50 * time.Millisecond,
+	m := jobs.New(sw, jobs.Options{DataRoot: root, AutoWatch: true, RetryMin: 20 * time.Millisecond, RetryMax: 50 * time.Millisecond,
 		Defaults: map[string]json.RawMessage{"augment": json.RawMessage(`{"watch_seconds": 0.1, "workers": 1}`)}})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -319,7 +323,7 @@ func TestAutoWatch(t *testing.T) {
 		}
 	}
 	waitFor("failed attempts while the plugin is down", func() bool { return len(m.List()) >= 2 })
-	sw.set(PluginRunner(readyPlugin{launch(t)}))
+	sw.set(jobs.PluginRunner(readyPlugin{launch(t)}))
 	processed := func(n int) func() bool {
 		return func() bool {
 			e, _ := os.ReadDir(filepath.Join(root, "data-processed/labels"))
@@ -346,21 +350,21 @@ func TestAutoWatch(t *testing.T) {
 // switchRunner runs jobs on the Runner set last (down until set).
 type switchRunner struct {
 	mu sync.Mutex
-	r  Runner
+	r  jobs.Runner
 }
 
-func (s *switchRunner) set(r Runner) { s.mu.Lock(); s.r = r; s.mu.Unlock() }
+func (s *switchRunner) set(r jobs.Runner) { s.mu.Lock(); s.r = r; s.mu.Unlock() }
 
 func (s *switchRunner) StartJob(ctx context.Context, spec trainer.JobSpec, emit func(trainer.Event)) error {
 	s.mu.Lock()
 	r := s.r
 	s.mu.Unlock()
 	if r == nil {
-		return PluginRunner(downPlugin{}).StartJob(ctx, spec, emit)
+		return jobs.PluginRunner(downPlugin{}).StartJob(ctx, spec, emit)
 	}
 	return r.StartJob(ctx, spec, emit)
 }
 
 type readyPlugin struct{ t trainer.Trainer }
 
-func (p readyPlugin) Get() (any, error) { return p.t, nil }
+func (p readyPlugin) Get() (trainer.Trainer, error) { return p.t, nil }

@@ -9,24 +9,28 @@ import (
 
 	"github.com/azaion/edge/daemon/internal/config"
 	"github.com/azaion/edge/daemon/internal/pluginmgr"
+	"github.com/azaion/edge/sdk/pluginconfig"
 	"github.com/azaion/edge/sdk/trainer"
 )
 
 // PluginSpec returns how the daemon launches the trainer plugin
-// (azaion-plugin-trainer in the plugin folder): it checks the plugin's API
-// version on every launch and uses Info as the health check.
-func PluginSpec(cfg *config.Config) pluginmgr.Spec {
-	return pluginmgr.Spec{
+// (azaion-plugin-trainer in the plugin folder) with its configuration: it
+// checks the plugin's API version on every launch and uses Info as the
+// health check.
+func PluginSpec(cfg *config.Config) (pluginmgr.Spec[trainer.Trainer], error) {
+	env, err := pluginconfig.Encode(&cfg.Trainer.Trainer)
+	if err != nil {
+		return pluginmgr.Spec[trainer.Trainer]{}, err
+	}
+	return pluginmgr.Spec[trainer.Trainer]{
 		Name:     "trainer",
 		Path:     filepath.Join(cfg.Paths.Plugins, "azaion-plugin-trainer"),
 		Plugins:  trainer.PluginSet(nil),
 		Dispense: trainer.PluginName,
+		Env:      []string{env},
 		LogLevel: cfg.Log.Level,
-		OnStart: func(ctx context.Context, impl any) error {
-			t, ok := impl.(trainer.Trainer)
-			if !ok {
-				return fmt.Errorf("dispensed %T, not a trainer", impl)
-			}
+		TempDir:  filepath.Join(cfg.Paths.State, "tmp", "plugin-trainer"),
+		OnStart: func(ctx context.Context, t trainer.Trainer) error {
 			info, err := t.Info(ctx)
 			if err != nil {
 				return fmt.Errorf("info: %w", err)
@@ -36,11 +40,11 @@ func PluginSpec(cfg *config.Config) pluginmgr.Spec {
 			}
 			return nil
 		},
-		Health: func(ctx context.Context, impl any) error {
-			_, err := impl.(trainer.Trainer).Info(ctx)
+		Health: func(ctx context.Context, t trainer.Trainer) error {
+			_, err := t.Info(ctx)
 			return err
 		},
-	}
+	}, nil
 }
 
 // Defaults returns the configured job parameters per job type.

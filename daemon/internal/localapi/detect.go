@@ -25,12 +25,6 @@ import (
 	"github.com/azaion/edge/sdk/yolo"
 )
 
-var (
-	errBadRequest = errors.New("bad request")
-	errNotImage   = errors.New("not an image")
-	errBadImage   = errors.New("unusable image")
-)
-
 // minImageSide is the smallest width or height accepted.
 const minImageSide = 2
 
@@ -40,9 +34,9 @@ func (s *Server) handleDetect(w http.ResponseWriter, r *http.Request) {
 	status := api.CodeInternal
 	defer func() { s.metrics.observeRequest(model, status, time.Since(start)) }()
 	fail := func(err error) {
-		status = codeFor(err)
+		status, _ = classify(err)
 		s.metrics.requestErrors.WithLabelValues(status).Inc()
-		WriteError(w, status, err.Error())
+		WriteError(w, err)
 	}
 
 	img, err := readImage(w, r, s.opts.MaxBodyBytes)

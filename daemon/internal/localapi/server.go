@@ -2,19 +2,21 @@
 // the same handlers on the loopback TCP listener and on the Unix socket,
 // under /v1, plus /healthz, /readyz and /metrics. Errors are JSON
 // {"error":{"code","message"}}; the mapping from the daemon's errors to HTTP
-// statuses lives here and nowhere else. It is imported only by the daemon.
+// statuses lives here and nowhere else (errors.go): other subsystems'
+// routes return their errors to it (HandlerFunc). It is imported only by
+// the daemon.
 package localapi
 
 import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,8 +30,11 @@ import (
 // Options configure a Server.
 type Options struct {
 	Sched *sched.Scheduler
-	// Backends lists the backends for GET /v1/backends and readiness.
+	// Backends lists the detection backends for GET /v1/backends and readiness.
 	Backends func(ctx context.Context) []api.Backend
+	// ReadyChecks are the other subsystems' readiness checks: each returns
+	// the reasons it is not ready (none when it is).
+	ReadyChecks []func(ctx context.Context) []string
 	// MaxBodyBytes bounds request bodies (413 above).
 	MaxBodyBytes int64
 	// MaxPixels bounds decoded image size (422 above).
@@ -63,13 +68,14 @@ func New(opts Options) *Server {
 	s.mux.HandleFunc("GET /readyz", s.handleReady)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{}))
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		WriteError(w, api.CodeNotFound, fmt.Sprintf("no route %s %s", r.Method, r.URL.Path))
+		writeErrorCode(w, api.CodeNotFound, 0, fmt.Sprintf("no route %s %s", r.Method, r.URL.Path))
 	})
 	return s
 }
 
-// Handle registers another subsystem's route (e.g. "POST /v1/jobs").
-func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+// Handle registers another subsystem's route (e.g. "POST /v1/jobs"); the
+// error h returns is answered through the error table.
+func (s *Server) Handle(pattern string, h HandlerFunc) { s.mux.Handle(pattern, Handler(h)) }
 
 // Handler returns the API handler (recovery and access logging included).
 // token, when not empty, is required as a bearer token (TCP listeners that
@@ -113,7 +119,7 @@ func requireToken(token string, next http.Handler) http.Handler {
 		}
 		got := []byte(r.Header.Get("Authorization"))
 		if subtle.ConstantTimeCompare(got, want) != 1 {
-			WriteError(w, api.CodeUnauthorized, "missing or wrong bearer token")
+			writeErrorCode(w, api.CodeUnauthorized, 0, "missing or wrong bearer token")
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -128,7 +134,7 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 					panic(v)
 				}
 				s.opts.Log.Error("handler panic", "path", r.URL.Path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-				WriteError(w, api.CodeInternal, "internal error")
+				writeErrorCode(w, api.CodeInternal, 0, "internal error")
 			}
 		}()
 		next.ServeHTTP(w, r)
@@ -140,39 +146,6 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
-}
-
-// WriteError writes the JSON error envelope with the status of code.
-func WriteError(w http.ResponseWriter, code, msg string) {
-	status := api.StatusForCode(code)
-	if status == http.StatusTooManyRequests {
-		w.Header().Set("Retry-After", "1")
-	}
-	WriteJSON(w, status, api.ErrorBody{Error: api.ErrorDetail{Code: code, Message: msg}})
-}
-
-// codeFor maps the daemon's errors to API error codes: the one place.
-func codeFor(err error) string {
-	var mbe *http.MaxBytesError
-	switch {
-	case errors.As(err, &mbe):
-		return api.CodeTooLarge
-	case errors.Is(err, sched.ErrUnknownModel):
-		return api.CodeNotFound
-	case errors.Is(err, sched.ErrNoModel):
-		return api.CodeBadRequest
-	case errors.Is(err, sched.ErrQueueFull):
-		return api.CodeQueueFull
-	case errors.Is(err, sched.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
-		return api.CodeUnavailable
-	case errors.Is(err, errBadRequest):
-		return api.CodeBadRequest
-	case errors.Is(err, errNotImage):
-		return api.CodeUnsupportedType
-	case errors.Is(err, errBadImage):
-		return api.CodeUnprocessable
-	}
-	return api.CodeInternal
 }
 
 func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
@@ -220,8 +193,11 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	if ok, reasons := s.opts.Sched.Ready(); !ok {
 		why = append(why, reasons...)
 	}
+	for _, check := range s.opts.ReadyChecks {
+		why = append(why, check(r.Context())...)
+	}
 	if len(why) > 0 {
-		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfterFor(api.CodeUnavailable)))
 		WriteJSON(w, http.StatusServiceUnavailable, api.Readiness{Status: "not_ready", Reasons: why})
 		return
 	}

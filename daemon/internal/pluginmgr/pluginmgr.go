@@ -23,6 +23,7 @@ import (
 	hclog "github.com/hashicorp/go-hclog"
 	goplugin "github.com/hashicorp/go-plugin"
 
+	"github.com/azaion/edge/sdk/api"
 	sdkplugin "github.com/azaion/edge/sdk/plugin"
 )
 
@@ -40,8 +41,9 @@ const (
 	StateStopped  State = "stopped"
 )
 
-// Spec says how to launch one plugin.
-type Spec struct {
+// Spec says how to launch one plugin whose dispensed client is a T (the
+// plugin kind's Go interface: backend.Backend, trainer.Trainer).
+type Spec[T any] struct {
 	// Name is the plugin's short name (onnx, trainer); logs carry it.
 	Name string
 	// Path is the plugin binary. Its expected SHA-256 (hex) is read from
@@ -57,9 +59,9 @@ type Spec struct {
 	// OnStart runs after every (re)launch with the dispensed plugin, before
 	// the plugin is marked ready; the daemon reloads models here. An error
 	// kills the plugin and counts as a failed launch.
-	OnStart func(ctx context.Context, impl any) error
+	OnStart func(ctx context.Context, impl T) error
 	// Health checks a running plugin; nil disables the periodic check.
-	Health func(ctx context.Context, impl any) error
+	Health func(ctx context.Context, impl T) error
 	// HealthEvery is the health check period (default 5s); HealthTimeout
 	// bounds one check (default 3s); after HealthFailures consecutive
 	// failures (default 3) the plugin is killed and relaunched.
@@ -87,15 +89,21 @@ type Status struct {
 	Since     time.Time `json:"since"`
 }
 
-// Plugin supervises one plugin process.
-type Plugin struct {
-	spec Spec
+// API returns the snapshot as the local API reports it.
+func (s Status) API() api.PluginState {
+	return api.PluginState{Name: s.Name, State: string(s.State), PID: s.PID, Restarts: s.Restarts,
+		LastError: s.LastError, Since: s.Since}
+}
+
+// Plugin supervises one plugin process and hands out its typed client.
+type Plugin[T any] struct {
+	spec Spec[T]
 	log  *slog.Logger
 
 	mu       sync.Mutex
 	state    State
 	client   *goplugin.Client
-	impl     any
+	impl     T
 	pid      int
 	restarts int
 	lastErr  string
@@ -105,7 +113,7 @@ type Plugin struct {
 }
 
 // New returns a supervisor for spec; Run starts it.
-func New(spec Spec, log *slog.Logger) *Plugin {
+func New[T any](spec Spec[T], log *slog.Logger) *Plugin[T] {
 	if spec.HealthEvery == 0 {
 		spec.HealthEvery = 5 * time.Second
 	}
@@ -121,36 +129,37 @@ func New(spec Spec, log *slog.Logger) *Plugin {
 	if spec.MaxBackoff == 0 {
 		spec.MaxBackoff = 30 * time.Second
 	}
-	return &Plugin{spec: spec, log: log.With("plugin", spec.Name), state: StateStarting,
+	return &Plugin[T]{spec: spec, log: log.With("plugin", spec.Name), state: StateStarting,
 		since: time.Now(), kick: make(chan struct{}, 1), readyCh: make(chan struct{})}
 }
 
 // Name returns the plugin's name.
-func (p *Plugin) Name() string { return p.spec.Name }
+func (p *Plugin[T]) Name() string { return p.spec.Name }
 
-// Get returns the dispensed plugin when it is ready, else ErrDown with the
+// Get returns the plugin's client when it is ready, else ErrDown with the
 // reason.
-func (p *Plugin) Get() (any, error) {
+func (p *Plugin[T]) Get() (T, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.state != StateReady {
+		var zero T
 		if p.lastErr != "" {
-			return nil, fmt.Errorf("%w: %s %s (%s)", ErrDown, p.spec.Name, p.state, p.lastErr)
+			return zero, fmt.Errorf("%w: %s %s (%s)", ErrDown, p.spec.Name, p.state, p.lastErr)
 		}
-		return nil, fmt.Errorf("%w: %s %s", ErrDown, p.spec.Name, p.state)
+		return zero, fmt.Errorf("%w: %s %s", ErrDown, p.spec.Name, p.state)
 	}
 	return p.impl, nil
 }
 
 // Ready returns a channel closed when the plugin is (next) ready.
-func (p *Plugin) Ready() <-chan struct{} {
+func (p *Plugin[T]) Ready() <-chan struct{} {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.readyCh
 }
 
 // Status returns a snapshot.
-func (p *Plugin) Status() Status {
+func (p *Plugin[T]) Status() Status {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return Status{Name: p.spec.Name, State: p.state, Path: p.spec.Path, PID: p.pid,
@@ -159,7 +168,7 @@ func (p *Plugin) Status() Status {
 
 // Fail reports that a call to the plugin found it broken (connection lost).
 // The supervisor checks the process at once instead of at the next tick.
-func (p *Plugin) Fail() {
+func (p *Plugin[T]) Fail() {
 	select {
 	case p.kick <- struct{}{}:
 	default:
@@ -167,7 +176,7 @@ func (p *Plugin) Fail() {
 }
 
 // Run launches the plugin and keeps it running until ctx ends, then kills it.
-func (p *Plugin) Run(ctx context.Context) {
+func (p *Plugin[T]) Run(ctx context.Context) {
 	backoff := p.spec.MinBackoff
 	for {
 		started := time.Now()
@@ -200,7 +209,7 @@ func (p *Plugin) Run(ctx context.Context) {
 
 // runOnce launches the plugin, waits until it dies, hangs or ctx ends, and
 // always leaves the process killed.
-func (p *Plugin) runOnce(ctx context.Context) error {
+func (p *Plugin[T]) runOnce(ctx context.Context) error {
 	p.setState(StateStarting, "")
 	sum, err := expectedChecksum(p.spec.Path)
 	if err != nil {
@@ -234,9 +243,13 @@ func (p *Plugin) runOnce(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("launch %s: %w", p.spec.Path, err)
 	}
-	impl, err := rpc.Dispense(p.spec.Dispense)
+	raw, err := rpc.Dispense(p.spec.Dispense)
 	if err != nil {
 		return fmt.Errorf("dispense %s: %w", p.spec.Dispense, err)
+	}
+	impl, ok := raw.(T)
+	if !ok {
+		return fmt.Errorf("dispense %s: got a %T, not a %T", p.spec.Dispense, raw, impl)
 	}
 	pid := 0
 	if rc := client.ReattachConfig(); rc != nil {
@@ -255,7 +268,7 @@ func (p *Plugin) runOnce(ctx context.Context) error {
 	return p.watch(ctx, client, impl)
 }
 
-func (p *Plugin) watch(ctx context.Context, client *goplugin.Client, impl any) error {
+func (p *Plugin[T]) watch(ctx context.Context, client *goplugin.Client, impl T) error {
 	tick := time.NewTicker(min(p.spec.HealthEvery, 500*time.Millisecond))
 	defer tick.Stop()
 	lastHealth := time.Now()
@@ -292,7 +305,7 @@ func (p *Plugin) watch(ctx context.Context, client *goplugin.Client, impl any) e
 	}
 }
 
-func (p *Plugin) setState(s State, lastErr string) {
+func (p *Plugin[T]) setState(s State, lastErr string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if s == p.state && lastErr == "" {
@@ -311,7 +324,8 @@ func (p *Plugin) setState(s State, lastErr string) {
 		p.readyCh = make(chan struct{})
 	}
 	if s != StateReady {
-		p.impl, p.pid = nil, 0
+		var zero T
+		p.impl, p.pid = zero, 0
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/azaion/edge/internal/testenv"
 	"github.com/azaion/edge/sdk/backend"
+	"github.com/azaion/edge/sdk/pluginconfig"
 )
 
 func TestMain(m *testing.M) {
@@ -37,13 +38,19 @@ func copyPlugin(t *testing.T) string {
 	return dst
 }
 
-func spec(path string, started chan<- int) Spec {
-	return Spec{
+func spec(t *testing.T, path string, started chan<- int) Spec[backend.Backend] {
+	cfg := pluginconfig.DefaultONNX()
+	cfg.Library = testenv.ORTLib(t)
+	env, err := pluginconfig.Encode(&cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Spec[backend.Backend]{
 		Name: "onnx", Path: path, Plugins: backend.PluginSet(nil), Dispense: backend.PluginName,
-		Env:        []string{"AZAION_ORT_LIB=" + os.Getenv("AZAION_ORT_LIB")},
+		Env:        []string{env},
 		MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
-		OnStart: func(ctx context.Context, impl any) error {
-			if _, err := impl.(backend.Backend).Info(ctx); err != nil {
+		OnStart: func(ctx context.Context, b backend.Backend) error {
+			if _, err := b.Info(ctx); err != nil {
 				return err
 			}
 			if started != nil {
@@ -51,11 +58,11 @@ func spec(path string, started chan<- int) Spec {
 			}
 			return nil
 		},
-		Health: func(ctx context.Context, impl any) error { return impl.(backend.Backend).Health(ctx) },
+		Health: func(ctx context.Context, b backend.Backend) error { return b.Health(ctx) },
 	}
 }
 
-func run(t *testing.T, p *Plugin) {
+func run(t *testing.T, p *Plugin[backend.Backend]) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { p.Run(ctx); close(done) }()
@@ -68,7 +75,7 @@ func run(t *testing.T, p *Plugin) {
 	})
 }
 
-func waitState(t *testing.T, p *Plugin, want State, errPart string) Status {
+func waitState(t *testing.T, p *Plugin[backend.Backend], want State, errPart string) Status {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -90,7 +97,7 @@ func TestLaunchAndChecksum(t *testing.T) {
 	t.Run("verified", func(t *testing.T) {
 		path := copyPlugin(t)
 		started := make(chan int, 4)
-		p := New(spec(path, started), log)
+		p := New(spec(t, path, started), log)
 		run(t, p)
 		select {
 		case <-p.Ready():
@@ -114,7 +121,7 @@ func TestLaunchAndChecksum(t *testing.T) {
 		}
 		f.Write([]byte("tampered"))
 		f.Close()
-		p := New(spec(path, nil), log)
+		p := New(spec(t, path, nil), log)
 		run(t, p)
 		waitState(t, p, StateDown, "checksum")
 		if _, err := p.Get(); err == nil || !strings.Contains(err.Error(), "checksum") {
@@ -125,7 +132,7 @@ func TestLaunchAndChecksum(t *testing.T) {
 	t.Run("missing checksum file", func(t *testing.T) {
 		path := copyPlugin(t)
 		os.Remove(path + ".sha256")
-		p := New(spec(path, nil), log)
+		p := New(spec(t, path, nil), log)
 		run(t, p)
 		waitState(t, p, StateDown, "refusing to launch an unverified binary")
 	})
@@ -133,7 +140,7 @@ func TestLaunchAndChecksum(t *testing.T) {
 	t.Run("relaunch after exit", func(t *testing.T) {
 		path := copyPlugin(t)
 		started := make(chan int, 4)
-		p := New(spec(path, started), log)
+		p := New(spec(t, path, started), log)
 		run(t, p)
 		<-started
 		first := p.Status().PID

@@ -29,7 +29,30 @@ var (
 	ErrQueueFull = errors.New("queue full")
 	// ErrUnavailable: the backend is down or the model is not loaded.
 	ErrUnavailable = errors.New("unavailable")
+	// ErrBadModel: the backend cannot use the model (corrupt, unsupported
+	// layout, wrong format).
+	ErrBadModel = errors.New("bad model")
+	// ErrUnsupported: the backend cannot do what was asked (a provider,
+	// device or feature it lacks).
+	ErrUnsupported = errors.New("unsupported")
 )
+
+// backendError maps an error of a backend call to the package's errors:
+// every sentinel of sdk/backend has its counterpart here, and the backend's
+// message is kept.
+func backendError(err error) error {
+	switch {
+	case errors.Is(err, backend.ErrUnavailable):
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	case errors.Is(err, backend.ErrUnknownHandle):
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	case errors.Is(err, backend.ErrBadModel):
+		return fmt.Errorf("%w: %v", ErrBadModel, err)
+	case errors.Is(err, backend.ErrUnsupported):
+		return fmt.Errorf("%w: %v", ErrUnsupported, err)
+	}
+	return err
+}
 
 // Backends gives the scheduler the running backends by name.
 type Backends interface {
@@ -178,6 +201,20 @@ func (s *Scheduler) Load(ctx context.Context, name string) error {
 	return s.loadEntry(ctx, e, b)
 }
 
+// LoadPending loads the registered models that are not ready, where their
+// backend is ready (after models were added while it ran). Failures are
+// recorded per model and logged.
+func (s *Scheduler) LoadPending(ctx context.Context) {
+	for _, e := range s.entries() {
+		if e.info().State == StateReady {
+			continue
+		}
+		if err := s.Load(ctx, e.src.Descriptor.Name); err != nil {
+			s.log.Warn("load model", "model", e.src.Descriptor.Name, "error", err)
+		}
+	}
+}
+
 func (s *Scheduler) loadEntry(ctx context.Context, e *entry, b backend.Backend) error {
 	name := e.src.Descriptor.Name
 	start := time.Now()
@@ -189,7 +226,7 @@ func (s *Scheduler) loadEntry(ctx context.Context, e *entry, b backend.Backend) 
 	res, err := b.Load(ctx, e.src.Descriptor, data)
 	clear(data)
 	if err != nil {
-		err = fmt.Errorf("load model %q: %w", name, err)
+		err = fmt.Errorf("load model %q: %w", name, backendError(err))
 		s.setFailed(e, err)
 		return err
 	}
@@ -352,7 +389,7 @@ func (s *Scheduler) Detect(ctx context.Context, name string, images [][]byte, p 
 		case errors.Is(err, backend.ErrUnknownHandle):
 			return nil, fmt.Errorf("%w: model %s is being reloaded", ErrUnavailable, e.src.Descriptor.Name)
 		}
-		return nil, fmt.Errorf("detect with %s: %w", e.src.Descriptor.Name, err)
+		return nil, fmt.Errorf("detect with %s: %w", e.src.Descriptor.Name, backendError(err))
 	}
 	return &Result{Model: e.info(), Images: res, Queue: queued, Backend: time.Since(call)}, nil
 }

@@ -3,12 +3,20 @@
 package main
 
 import (
+	"os"
+
 	"github.com/azaion/edge/plugins/trainer"
 	sdkplugin "github.com/azaion/edge/sdk/plugin"
+	"github.com/azaion/edge/sdk/pluginconfig"
 	sdk "github.com/azaion/edge/sdk/trainer"
 )
 
 func main() {
 	log := sdkplugin.NewLogger("trainer")
-	sdk.Serve(trainer.New(log), log)
+	cfg := pluginconfig.DefaultTrainer()
+	if err := pluginconfig.Decode(&cfg); err != nil {
+		log.Error("bad configuration", "error", err)
+		os.Exit(1)
+	}
+	sdk.Serve(trainer.New(cfg, log), log)
 }

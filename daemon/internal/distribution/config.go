@@ -1,4 +1,4 @@
-package fetch
+package distribution
 
 import (
 	"log/slog"

@@ -8,11 +8,13 @@ package datatools
 import (
 	"encoding/json"
 	"encoding/xml"
-	"errors"
 	"fmt"
 	"image"
 	_ "image/jpeg" // image sizes for YOLO -> COCO
 	_ "image/png"
+
+	_ "golang.org/x/image/bmp"  // and BMP
+	_ "golang.org/x/image/webp" // and WebP
 	"os"
 	"path/filepath"
 	"sort"
@@ -20,6 +22,7 @@ import (
 
 	"github.com/azaion/edge/internal/atomicfile"
 	"github.com/azaion/edge/sdk/classes"
+	"github.com/azaion/edge/sdk/dataroot"
 	"github.com/azaion/edge/sdk/yololabel"
 )
 
@@ -129,7 +132,7 @@ func COCOToYOLO(src, dir string, m ClassMapper) (ConvertStats, error) {
 		return st, err
 	}
 	for _, im := range c.Images {
-		if err := writeFileAtomic(filepath.Join(dir, stem(filepath.Base(im.FileName))+".txt"), yololabel.Format(boxes[im.ID])); err != nil {
+		if err := writeFileAtomic(filepath.Join(dir, dataroot.LabelFile(filepath.Base(im.FileName))), yololabel.Format(boxes[im.ID])); err != nil {
 			return st, err
 		}
 		st.Images++
@@ -198,7 +201,7 @@ func VOCToYOLO(src, dir string, m ClassMapper) (ConvertStats, error) {
 		if name == "" {
 			name = filepath.Base(f)
 		}
-		if err := writeFileAtomic(filepath.Join(dir, stem(filepath.Base(name))+".txt"), yololabel.Format(boxes)); err != nil {
+		if err := writeFileAtomic(filepath.Join(dir, dataroot.LabelFile(filepath.Base(name))), yololabel.Format(boxes)); err != nil {
 			return st, err
 		}
 		st.Images++
@@ -212,23 +215,23 @@ func VOCToYOLO(src, dir string, m ClassMapper) (ConvertStats, error) {
 // Image sizes are read from the JPEG or PNG headers.
 func YOLOToCOCO(src, dst string) (ConvertStats, error) {
 	var st ConvertStats
-	names, err := listImages(filepath.Join(src, "images"))
+	names, err := dataroot.ListImages(filepath.Join(src, dataroot.Images))
 	if err != nil {
 		return st, err
 	}
 	if len(names) == 0 {
-		return st, fmt.Errorf("no images in %s", filepath.Join(src, "images"))
+		return st, fmt.Errorf("no images in %s", filepath.Join(src, dataroot.Images))
 	}
 	out := COCO{Images: []COCOImage{}, Annotations: []COCOAnnotation{}, Categories: []COCOCategory{}}
 	used := map[int]bool{}
 	for i, n := range names {
-		w, h, err := imageSize(filepath.Join(src, "images", n))
+		w, h, err := imageSize(filepath.Join(src, dataroot.Images, n))
 		if err != nil {
 			return st, err
 		}
 		id := int64(i + 1)
 		out.Images = append(out.Images, COCOImage{ID: id, FileName: n, Width: w, Height: h})
-		boxes, err := yololabel.ReadFile(filepath.Join(src, "labels", stem(n)+".txt"))
+		boxes, err := yololabel.ReadFile(filepath.Join(src, dataroot.Labels, dataroot.LabelFile(n)))
 		if err != nil {
 			return st, fmt.Errorf("labels of %s: %w", n, err)
 		}
@@ -252,7 +255,7 @@ func YOLOToCOCO(src, dst string) (ConvertStats, error) {
 	return st, writeFileAtomic(dst, js)
 }
 
-// imageSize reads the pixel size from an image header (JPEG or PNG).
+// imageSize reads the pixel size from an image header (JPEG, PNG, BMP or WebP).
 func imageSize(path string) (int, int, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -265,29 +268,6 @@ func imageSize(path string) (int, int, error) {
 	}
 	return cfg.Width, cfg.Height, nil
 }
-
-var imageExts = map[string]bool{".jpg": true, ".jpeg": true, ".png": true}
-
-// listImages returns the JPEG and PNG file names in dir, sorted.
-func listImages(dir string) ([]string, error) {
-	ents, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, e := range ents {
-		if e.Type().IsRegular() && !strings.HasPrefix(e.Name(), ".") && imageExts[strings.ToLower(filepath.Ext(e.Name()))] {
-			out = append(out, e.Name())
-		}
-	}
-	sort.Strings(out)
-	return out, nil
-}
-
-func stem(name string) string { return strings.TrimSuffix(name, filepath.Ext(name)) }
 
 // writeFileAtomic writes a data file (mode 0644) atomically.
 func writeFileAtomic(path string, data []byte) error { return atomicfile.Write(path, data, 0o644) }

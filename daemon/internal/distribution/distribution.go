@@ -1,4 +1,4 @@
-// Package fetch publishes models (encrypt, split, upload the small part to
+// Package distribution publishes models (encrypt, split, upload the small part to
 // the Azaion REST API and the big part to the CDN) and pulls them (fetch both
 // parts, verify while downloading, keep them encrypted in the local store,
 // decrypt in memory). It is imported only by the daemon and its CLI.
@@ -8,7 +8,7 @@
 // "models/<name>/<version>/big". The versions of a model are the folders
 // under "models/<name>/" on the CDN; "latest" is the highest by
 // modelstore.CompareVersions.
-package fetch
+package distribution
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package fetch_test
+package distribution_test
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/azaion/edge/daemon/internal/localapi"
 	"github.com/azaion/edge/daemon/internal/modelstore"
 	"github.com/azaion/edge/sdk/api"
 )
@@ -17,7 +18,7 @@ func TestPullRoute(t *testing.T) {
 	edge := e.edge(t, alice, e.hw)
 	mux := http.NewServeMux()
 	var loaded []string
-	edge.Register(mux.Handle, func(ctx context.Context, m *modelstore.Manifest) error {
+	edge.Register(func(pattern string, h localapi.HandlerFunc) { mux.Handle(pattern, localapi.Handler(h)) }, func(ctx context.Context, m *modelstore.Manifest) error {
 		loaded = append(loaded, m.ID())
 		return nil
 	})

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/image/math/fixed"
 
 	"github.com/azaion/edge/sdk/classes"
+	"github.com/azaion/edge/sdk/dataroot"
 	"github.com/azaion/edge/sdk/yololabel"
 )
 
@@ -88,10 +89,10 @@ type shown struct {
 func findImages(dir string, max int) ([]shown, error) {
 	var out []shown
 	folders := []string{dir}
-	if _, err := os.Stat(filepath.Join(dir, "images")); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, dataroot.Images)); err != nil {
 		folders = nil
 		for _, s := range []string{"train", "valid", "test"} {
-			if _, err := os.Stat(filepath.Join(dir, s, "images")); err == nil {
+			if _, err := os.Stat(filepath.Join(dir, s, dataroot.Images)); err == nil {
 				folders = append(folders, filepath.Join(dir, s))
 			}
 		}
@@ -100,7 +101,7 @@ func findImages(dir string, max int) ([]shown, error) {
 		return nil, fmt.Errorf("%s has no images/ folder (nor train/, valid/, test/ with one)", dir)
 	}
 	for _, f := range folders {
-		names, err := listImages(filepath.Join(f, "images"))
+		names, err := dataroot.ListImages(filepath.Join(f, dataroot.Images))
 		if err != nil {
 			return nil, err
 		}
@@ -108,11 +109,11 @@ func findImages(dir string, max int) ([]shown, error) {
 			if len(out) >= max {
 				return out, nil
 			}
-			boxes, err := yololabel.ReadFile(filepath.Join(f, "labels", stem(n)+".txt"))
+			boxes, err := yololabel.ReadFile(filepath.Join(f, dataroot.Labels, dataroot.LabelFile(n)))
 			if err != nil {
 				return nil, fmt.Errorf("labels of %s: %w", n, err)
 			}
-			out = append(out, shown{Path: filepath.Join(f, "images", n), Name: n, Boxes: boxes})
+			out = append(out, shown{Path: filepath.Join(f, dataroot.Images, n), Name: n, Boxes: boxes})
 		}
 	}
 	if len(out) == 0 {

@@ -1,4 +1,4 @@
-package fetch_test
+package distribution_test
 
 import (
 	"bytes"
@@ -18,7 +18,7 @@ import (
 	"github.com/azaion/edge/daemon/internal/apiclient"
 	"github.com/azaion/edge/daemon/internal/apiclient/apitest"
 	"github.com/azaion/edge/daemon/internal/cdn"
-	"github.com/azaion/edge/daemon/internal/fetch"
+	"github.com/azaion/edge/daemon/internal/distribution"
 	"github.com/azaion/edge/daemon/internal/fingerprint"
 	"github.com/azaion/edge/daemon/internal/keys"
 	"github.com/azaion/edge/daemon/internal/modelstore"
@@ -36,7 +36,7 @@ type env struct {
 	api       *apitest.Server
 	cdnCfg    cdn.Config
 	cdnCred   cdn.Credentials
-	publisher *fetch.Service
+	publisher *distribution.Service
 	hw        string
 	stateDir  string
 }
@@ -55,7 +55,7 @@ func newEnv(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.publisher = &fetch.Service{API: e.client(t, alice), CDNWriter: cw}
+	e.publisher = &distribution.Service{API: e.client(t, alice), CDNWriter: cw}
 	e.hw = fingerprint.Collect(fingerprint.Options{}).Hash
 	e.stateDir = t.TempDir()
 	return e
@@ -70,7 +70,7 @@ func (e *env) client(t testing.TB, cred keys.Credentials) *apiclient.Client {
 }
 
 // edge returns the pulling side with its own store (a fresh state folder per call).
-func (e *env) edge(t testing.TB, cred keys.Credentials, hw string) *fetch.Service {
+func (e *env) edge(t testing.TB, cred keys.Credentials, hw string) *distribution.Service {
 	t.Helper()
 	r, err := cdn.NewReader(e.cdnCfg, e.cdnCred)
 	if err != nil {
@@ -81,7 +81,7 @@ func (e *env) edge(t testing.TB, cred keys.Credentials, hw string) *fetch.Servic
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fetch.Service{API: e.client(t, cred), CDN: r, Store: st,
+	return &distribution.Service{API: e.client(t, cred), CDN: r, Store: st,
 		Keys: modelstore.Keyring{Account: cred, LocalKeyFile: filepath.Join(dir, "keys", "local.key"), HardwareHash: hw}}
 }
 
@@ -100,14 +100,14 @@ func (e *env) publish(t *testing.T, name, version string) []byte {
 func (e *env) bigPart(t *testing.T, name, version string) []byte {
 	r, _ := cdn.NewReader(e.cdnCfg, e.cdnCred)
 	var buf bytes.Buffer
-	if _, err := r.Download(context.Background(), fetch.BigKey(name, version), &buf, cdn.DownloadOptions{}); err != nil {
+	if _, err := r.Download(context.Background(), distribution.BigKey(name, version), &buf, cdn.DownloadOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
 }
 
 func (e *env) putBig(t *testing.T, name, version string, b []byte) {
-	if err := e.publisher.CDNWriter.Upload(context.Background(), fetch.BigKey(name, version), bytes.NewReader(b), int64(len(b))); err != nil {
+	if err := e.publisher.CDNWriter.Upload(context.Background(), distribution.BigKey(name, version), bytes.NewReader(b), int64(len(b))); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -229,16 +229,16 @@ func TestRefused(t *testing.T) {
 		wantMsg string
 	}{
 		{name: "flipped byte in small part", setup: func(t *testing.T, n string) {
-			s := e.api.Resource(fetch.Folder, fetch.SmallName(n, "1"))
-			e.api.SetResource(fetch.Folder, fetch.SmallName(n, "1"), flip(s, len(s)-200))
+			s := e.api.Resource(distribution.Folder, distribution.SmallName(n, "1"))
+			e.api.SetResource(distribution.Folder, distribution.SmallName(n, "1"), flip(s, len(s)-200))
 		}, wantErr: container.ErrAuth, wantMsg: "small part"},
 		{name: "flipped byte in big part", setup: func(t *testing.T, n string) {
 			b := e.bigPart(t, n, "1")
 			e.putBig(t, n, "1", flip(b, len(b)/2))
 		}, wantErr: container.ErrAuth, wantMsg: "big part"},
 		{name: "truncated small part", setup: func(t *testing.T, n string) {
-			s := e.api.Resource(fetch.Folder, fetch.SmallName(n, "1"))
-			e.api.SetResource(fetch.Folder, fetch.SmallName(n, "1"), s[:len(s)-10])
+			s := e.api.Resource(distribution.Folder, distribution.SmallName(n, "1"))
+			e.api.SetResource(distribution.Folder, distribution.SmallName(n, "1"), s[:len(s)-10])
 		}, wantErr: container.ErrTruncated, wantMsg: "small part"},
 		{name: "truncated big part", setup: func(t *testing.T, n string) {
 			b := e.bigPart(t, n, "1")
@@ -246,14 +246,14 @@ func TestRefused(t *testing.T) {
 		}, wantErr: container.ErrTruncated, wantMsg: "big part"},
 		{name: "small part swapped from another model", setup: func(t *testing.T, n string) {
 			e.publish(t, n+"-other", "1")
-			e.api.SetResource(fetch.Folder, fetch.SmallName(n, "1"), e.api.Resource(fetch.Folder, fetch.SmallName(n+"-other", "1")))
+			e.api.SetResource(distribution.Folder, distribution.SmallName(n, "1"), e.api.Resource(distribution.Folder, distribution.SmallName(n+"-other", "1")))
 		}, wantErr: container.ErrMismatch, wantMsg: "different models"},
 		{name: "small part of another build of the same version", setup: func(t *testing.T, n string) {
 			s, err := container.Seal([]byte("another model"), model.Descriptor{Name: n, Version: "1"}, container.SealOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			e.api.SetResource(fetch.Folder, fetch.SmallName(n, "1"), s.Small)
+			e.api.SetResource(distribution.Folder, distribution.SmallName(n, "1"), s.Small)
 		}, wantErr: container.ErrMismatch, wantMsg: "different models"},
 		{name: "wrong hardware hash", setup: func(t *testing.T, n string) {
 			e.api.BindHardware(alice.Email, e.hw)

@@ -1,4 +1,4 @@
-package fetch_test
+package distribution_test
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/azaion/edge/daemon/internal/fetch"
+	"github.com/azaion/edge/daemon/internal/distribution"
 	"github.com/azaion/edge/daemon/internal/modelstore"
 	"github.com/azaion/edge/sdk/model"
 )
@@ -45,11 +45,11 @@ func BenchmarkPullVsRawGet(b *testing.B) {
 	for b.Loop() {
 		// raw: both parts, nothing verified, nothing kept
 		start := time.Now()
-		env, err := edge.API.Get(ctx, fetch.Folder, fetch.SmallName("bench", "1"), e.hw)
+		env, err := edge.API.Get(ctx, distribution.Folder, distribution.SmallName("bench", "1"), e.hw)
 		if err != nil {
 			b.Fatal(err)
 		}
-		out, err := raw.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: aws.String(fetch.BigKey("bench", "1"))})
+		out, err := raw.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: aws.String(distribution.BigKey("bench", "1"))})
 		if err != nil {
 			b.Fatal(err)
 		}

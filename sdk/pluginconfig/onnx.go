@@ -1,0 +1,119 @@
+package pluginconfig
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// ONNX Runtime execution providers.
+const (
+	ProviderCPU      = "cpu"
+	ProviderCUDA     = "cuda"
+	ProviderTensorRT = "tensorrt"
+)
+
+// ONNX configures the ONNX Runtime backend plugin (azaion-plugin-onnx). It
+// is the daemon's `onnx:` YAML section (without `enabled`) and the JSON the
+// plugin receives.
+type ONNX struct {
+	// Library is the path of the libonnxruntime shared library.
+	Library string `yaml:"library" json:"library"`
+	// IntraOpThreads is ONNX Runtime's intra-op thread count (0 = min(2, cores)).
+	IntraOpThreads int `yaml:"intra_op_threads" json:"intra_op_threads"`
+	// InterOpThreads is ONNX Runtime's inter-op thread count (0 = 1).
+	InterOpThreads int `yaml:"inter_op_threads" json:"inter_op_threads"`
+	// Spinning lets ONNX Runtime's thread pools spin while idle (default
+	// false: spinning burns the cores the decoders need).
+	Spinning bool `yaml:"spinning" json:"spinning"`
+	// MaxBatch is the largest batch formed for dynamic-batch models (default 4).
+	MaxBatch int `yaml:"max_batch" json:"max_batch"`
+	// BatchWait is the longest a request waits for others to join its batch
+	// (default 2ms).
+	BatchWait time.Duration `yaml:"batch_wait" json:"batch_wait"`
+	// Providers are the execution providers to use, in order of preference:
+	// cpu, cuda, tensorrt (default [cpu]). CPU is always the last resort
+	// inside ONNX Runtime for operators the others lack.
+	Providers []string `yaml:"providers" json:"providers"`
+	// FallbackCPU runs on CPU when a requested provider is not available,
+	// with a warning, instead of failing.
+	FallbackCPU bool `yaml:"fallback_cpu" json:"fallback_cpu"`
+}
+
+// ONNX defaults.
+const (
+	DefaultORTLibrary = "/usr/lib/azaion/libonnxruntime.so.1"
+	DefaultMaxBatch   = 4
+	DefaultBatchWait  = 2 * time.Millisecond
+)
+
+// DefaultONNX returns the ONNX backend's defaults (the packaged library path,
+// CPU, batches of up to 4 with a 2 ms wait).
+func DefaultONNX() ONNX {
+	return ONNX{Library: DefaultORTLibrary, InterOpThreads: 1, MaxBatch: DefaultMaxBatch,
+		BatchWait: DefaultBatchWait, Providers: []string{ProviderCPU}}
+}
+
+// WithDefaults returns c with its automatic values resolved for this
+// machine: zero thread counts, batch and wait take their defaults, and
+// provider names are lower-cased.
+func (c ONNX) WithDefaults() ONNX {
+	if c.IntraOpThreads == 0 {
+		c.IntraOpThreads = min(2, runtime.NumCPU())
+	}
+	if c.InterOpThreads == 0 {
+		c.InterOpThreads = 1
+	}
+	if c.MaxBatch == 0 {
+		c.MaxBatch = DefaultMaxBatch
+	}
+	if c.BatchWait == 0 {
+		c.BatchWait = DefaultBatchWait
+	}
+	if len(c.Providers) == 0 {
+		c.Providers = []string{ProviderCPU}
+	}
+	p := make([]string, len(c.Providers))
+	for i, v := range c.Providers {
+		p[i] = strings.ToLower(strings.TrimSpace(v))
+	}
+	c.Providers = p
+	return c
+}
+
+// Validate checks the configuration and returns the first problem, starting
+// with the field's name as it is spelled in YAML and JSON (callers prefix
+// the section: "onnx.max_batch ...").
+func (c ONNX) Validate() error {
+	if c.Library == "" {
+		return errors.New("library: the path of libonnxruntime is empty")
+	}
+	if c.IntraOpThreads < 0 || c.IntraOpThreads > 256 {
+		return fmt.Errorf("intra_op_threads %d: want 0..256", c.IntraOpThreads)
+	}
+	if c.InterOpThreads < 0 || c.InterOpThreads > 256 {
+		return fmt.Errorf("inter_op_threads %d: want 0..256", c.InterOpThreads)
+	}
+	if c.MaxBatch < 1 || c.MaxBatch > 64 {
+		return fmt.Errorf("max_batch %d: want 1..64", c.MaxBatch)
+	}
+	if c.BatchWait < 0 || c.BatchWait > time.Second {
+		return fmt.Errorf("batch_wait %s: want 0s..1s", c.BatchWait)
+	}
+	seen := map[string]bool{}
+	for _, p := range c.Providers {
+		lp := strings.ToLower(strings.TrimSpace(p))
+		switch lp {
+		case ProviderCPU, ProviderCUDA, ProviderTensorRT:
+		default:
+			return fmt.Errorf("providers: unknown provider %q (want cpu, cuda or tensorrt)", p)
+		}
+		if seen[lp] {
+			return fmt.Errorf("providers: %q listed twice", p)
+		}
+		seen[lp] = true
+	}
+	return nil
+}
