@@ -137,7 +137,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tlsConf
-	return &Client{cfg: cfg, base: u, http: &http.Client{Transport: tr, Timeout: cfg.Timeout}}, nil
+	return &Client{cfg: cfg, base: u, http: &http.Client{Transport: tr, Timeout: cfg.Timeout, CheckRedirect: refuseRedirect}}, nil
 }
 
 // TLSConfig returns a TLS configuration that verifies servers against the
@@ -347,6 +347,9 @@ func (c *Client) do(ctx context.Context, path, ctype string, body []byte, token 
 			if errors.As(err, &uerr) {
 				err = uerr.Err // the URL is in our message already
 			}
+			if errors.Is(err, ErrRedirect) { // permanent: never retried
+				return nil, fmt.Errorf("POST %s: %w", path, err)
+			}
 			last = fmt.Errorf("POST %s: %w", path, err)
 		case resp.StatusCode/100 == 2:
 			return resp, nil
@@ -407,4 +410,13 @@ func readLimited(r io.Reader, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("%w: response larger than %d bytes", ErrInvalidResponse, limit)
 	}
 	return b, nil
+}
+
+// ErrRedirect: the API answered with a redirect. Requests carry the password
+// and key material, so they are never re-sent elsewhere.
+var ErrRedirect = errors.New("the API answered with a redirect, which is refused")
+
+// refuseRedirect stops every redirect before it is followed.
+func refuseRedirect(req *http.Request, via []*http.Request) error {
+	return fmt.Errorf("%w (to %s)", ErrRedirect, req.URL.Redacted())
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -144,5 +145,31 @@ func TestNeverLogsSecrets(t *testing.T) {
 	}
 	if logs.Len() == 0 {
 		t.Fatal("expected retry logs")
+	}
+}
+
+// TestRefusesRedirects: a redirect (here to plain http) is never followed,
+// so the login password and the key material never go anywhere else.
+func TestRefusesRedirects(t *testing.T) {
+	var got int
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got++ }))
+	defer elsewhere.Close()
+	srv := apitest.New(t, map[string]string{alice.Email: alice.Password})
+	c := newClient(t, srv, alice)
+	ctx := context.Background()
+	srv.RedirectNext(elsewhere.URL + "/login")
+	if _, err := c.Get(ctx, "models", "x", hw); !errors.Is(err, apiclient.ErrRedirect) {
+		t.Fatalf("login redirected: err = %v, want ErrRedirect", err)
+	}
+	srv.SetResource("models", "x", []byte("x"))
+	if _, err := c.Get(ctx, "models", "x", hw); err != nil { // logs in
+		t.Fatal(err)
+	}
+	srv.RedirectNext(elsewhere.URL + "/resources/models")
+	if err := c.Upload(ctx, "models", "y", []byte("small part")); !errors.Is(err, apiclient.ErrRedirect) {
+		t.Fatalf("upload redirected: err = %v, want ErrRedirect", err)
+	}
+	if got != 0 {
+		t.Fatalf("%d requests reached the redirect target", got)
 	}
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/azaion/edge/daemon/internal/apiclient"
 	"github.com/azaion/edge/daemon/internal/cdn"
+	"github.com/azaion/edge/daemon/internal/keys"
 	"github.com/azaion/edge/daemon/internal/modelstore"
 	"github.com/azaion/edge/sdk/api"
 	"github.com/azaion/edge/sdk/container"
@@ -183,6 +184,11 @@ func (s *Service) Pull(ctx context.Context, name, version string, progress func(
 		return nil, fmt.Errorf("pull %s: small part from the API: %w", id, err)
 	}
 	defer clear(small)
+	if keys.Version(env) < keys.EnvelopeVersion { // store it in the current format
+		if env, err = key.Seal(small); err != nil {
+			return nil, fmt.Errorf("pull %s: %w", id, err)
+		}
+	}
 	sp, err := container.ParseSmall(small)
 	if err != nil {
 		return nil, fmt.Errorf("pull %s: %w", id, err)

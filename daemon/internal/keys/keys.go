@@ -16,24 +16,31 @@
 //
 //	key   = HKDF-SHA256(IKM, salt HW,    info "azaion-edge hardware-bound key v1", 64 bytes)
 //	        enc = key[0:32] (AES-256), mac = key[32:64] (HMAC-SHA256)
-//	check = HKDF-SHA256(IKM, salt empty, info "azaion-edge credential check v1", 8 bytes)
 //	hwcheck = SHA-256("azaion-edge hardware check v1" || HW)[0:8]
 //
 // # Envelope (integers big-endian)
 //
 //	off  size  field
 //	0    4     magic "AZHB"
-//	4    1     version = 1
+//	4    1     version = 2
 //	5    3     reserved, 0
 //	8    8     hwcheck
-//	16   8     check
+//	16   8     reserved, 0
 //	24   16    IV (random)
 //	40   n     AES-256-CBC(enc, IV, PKCS#7(resource))
 //	40+n 32    HMAC-SHA256(mac, bytes[0:40+n])
 //
-// The two 8-byte checks only let the opener say why it cannot open an
-// envelope (another machine, other credentials); the tag is verified in
-// constant time before anything is decrypted.
+// hwcheck only lets the opener say that an envelope was sealed for another
+// machine; it is derived from the hardware hash alone and says nothing about
+// the credentials. The tag is verified in constant time before anything is
+// decrypted.
+//
+// Version 1 envelopes carried at offset 16 an 8-byte credential check,
+// HKDF-SHA256(IKM, salt empty, info "azaion-edge credential check v1"),
+// computed without the hardware hash: anyone holding such an envelope could
+// test passwords offline at the speed of HKDF. Version 2 drops it. Open still
+// reads version 1 (ignoring the check); the local model store rewrites the
+// version 1 envelopes it holds as version 2 when it opens them (Upgrade).
 package keys
 
 import (
@@ -56,13 +63,14 @@ import (
 const (
 	// EnvelopeMagic starts every envelope.
 	EnvelopeMagic = "AZHB"
-	// EnvelopeVersion is the envelope format version.
-	EnvelopeVersion = 1
+	// EnvelopeVersion is the envelope format version Seal writes.
+	EnvelopeVersion = 2
+	// envelopeV1 is the old format, with a credential check (still opened).
+	envelopeV1 = 1
 	// EnvelopeOverhead is the most an envelope adds to its content.
 	EnvelopeOverhead = 40 + 16 + sha256.Size
 
 	infoKey      = "azaion-edge hardware-bound key v1"
-	infoCheck    = "azaion-edge credential check v1"
 	hwCheckLabel = "azaion-edge hardware check v1"
 	ikmLabel     = "azaion-credentials/v1"
 )
@@ -71,7 +79,10 @@ const (
 var (
 	// ErrWrongHardware: the envelope was sealed for another hardware hash.
 	ErrWrongHardware = errors.New("sealed for another machine (hardware hash differs)")
-	// ErrWrongCredentials: the envelope was sealed for other credentials.
+	// ErrWrongCredentials: the envelope was sealed for this machine but does
+	// not open with these credentials (wrong e-mail or password). Since the
+	// envelope carries nothing derived from the credentials alone, a
+	// modified envelope reads the same; such errors wrap ErrEnvelope too.
 	ErrWrongCredentials = errors.New("sealed for other credentials (wrong e-mail or password)")
 	// ErrEnvelope: the envelope is malformed, truncated or was modified.
 	ErrEnvelope = errors.New("hardware-bound envelope is corrupt or was modified")
@@ -95,7 +106,6 @@ func (c Credentials) LogValue() slog.Value { return slog.StringValue(c.String())
 // Key is a hardware-bound key. It never prints.
 type Key struct {
 	enc, mac []byte
-	check    [8]byte
 	hwCheck  [8]byte
 }
 
@@ -146,11 +156,6 @@ func Derive(c Credentials, hardwareHash string) (Key, error) {
 		return k, err
 	}
 	k.enc, k.mac = key[:32], key[32:]
-	chk, err := hkdf.Key(sha256.New, in, nil, infoCheck, 8)
-	if err != nil {
-		return k, err
-	}
-	copy(k.check[:], chk)
 	h := sha256.New()
 	h.Write([]byte(hwCheckLabel))
 	h.Write(hw)
@@ -159,16 +164,32 @@ func Derive(c Credentials, hardwareHash string) (Key, error) {
 }
 
 // Seal encrypts data into a hardware-bound envelope.
-func (k Key) Seal(data []byte) ([]byte, error) {
+func (k Key) Seal(data []byte) ([]byte, error) { return k.seal(data, EnvelopeVersion) }
+
+// SealVersion1 seals data in the old version 1 format, with check as its
+// credential check. Nothing writes that format any more; it exists so that
+// reading and upgrading old envelopes can be tested.
+func (k Key) SealVersion1(data []byte, check [8]byte) ([]byte, error) {
+	env, err := k.seal(data, envelopeV1)
+	if err != nil {
+		return nil, err
+	}
+	body := env[:len(env)-sha256.Size]
+	copy(body[16:24], check[:])
+	m := hmac.New(sha256.New, k.mac)
+	m.Write(body)
+	return m.Sum(body), nil
+}
+
+func (k Key) seal(data []byte, version byte) ([]byte, error) {
 	if k.enc == nil {
 		return nil, errors.New("seal envelope: no key")
 	}
 	ctLen := (len(data)/aes.BlockSize + 1) * aes.BlockSize
 	out := make([]byte, 40, 40+ctLen+sha256.Size)
 	copy(out, EnvelopeMagic)
-	out[4] = EnvelopeVersion
+	out[4] = version
 	copy(out[8:], k.hwCheck[:])
-	copy(out[16:], k.check[:])
 	if _, err := rand.Read(out[24:40]); err != nil {
 		return nil, err
 	}
@@ -185,8 +206,8 @@ func (k Key) Seal(data []byte) ([]byte, error) {
 	return m.Sum(out), nil
 }
 
-// Open verifies and decrypts an envelope. The errors wrap ErrWrongHardware,
-// ErrWrongCredentials or ErrEnvelope.
+// Open verifies and decrypts an envelope (version 2, or the old version 1).
+// The errors wrap ErrWrongHardware, ErrWrongCredentials or ErrEnvelope.
 func (k Key) Open(env []byte) ([]byte, error) {
 	if k.enc == nil {
 		return nil, errors.New("open envelope: no key")
@@ -194,20 +215,17 @@ func (k Key) Open(env []byte) ([]byte, error) {
 	if len(env) < 40+aes.BlockSize+sha256.Size || (len(env)-40-sha256.Size)%aes.BlockSize != 0 {
 		return nil, fmt.Errorf("%w: %d bytes is not a valid envelope length", ErrEnvelope, len(env))
 	}
-	if string(env[:4]) != EnvelopeMagic || env[4] != EnvelopeVersion {
+	if string(env[:4]) != EnvelopeMagic || (env[4] != EnvelopeVersion && env[4] != envelopeV1) {
 		return nil, fmt.Errorf("%w: bad magic or version", ErrEnvelope)
 	}
 	body, tag := env[:len(env)-sha256.Size], env[len(env)-sha256.Size:]
 	m := hmac.New(sha256.New, k.mac)
 	m.Write(body)
 	if !hmac.Equal(m.Sum(nil), tag) {
-		switch {
-		case !hmac.Equal(env[8:16], k.hwCheck[:]):
+		if !hmac.Equal(env[8:16], k.hwCheck[:]) {
 			return nil, ErrWrongHardware
-		case !hmac.Equal(env[16:24], k.check[:]):
-			return nil, ErrWrongCredentials
 		}
-		return nil, fmt.Errorf("%w: authentication failed", ErrEnvelope)
+		return nil, fmt.Errorf("%w, or the %w", ErrWrongCredentials, ErrEnvelope)
 	}
 	block, err := aes.NewCipher(k.enc)
 	if err != nil {
@@ -225,4 +243,12 @@ func (k Key) Open(env []byte) ([]byte, error) {
 		}
 	}
 	return pt[:len(pt)-pad], nil
+}
+
+// Version returns the format version of an envelope (0 when env is not one).
+func Version(env []byte) int {
+	if len(env) < 8 || string(env[:4]) != EnvelopeMagic {
+		return 0
+	}
+	return int(env[4])
 }

@@ -91,3 +91,30 @@ func TestLocalCredentials(t *testing.T) {
 		t.Fatalf("wide mode not refused by name: %v", err)
 	}
 }
+
+// TestNoCredentialCheck: an envelope carries nothing derived from the
+// credentials alone, so holding one does not allow guessing passwords
+// offline: the headers of envelopes sealed for two passwords on the same
+// machine are the same but for the random IV.
+func TestNoCredentialCheck(t *testing.T) {
+	a, _ := Derive(Credentials{Email: "a@b", Password: "one"}, hwA)
+	b, _ := Derive(Credentials{Email: "a@b", Password: "two"}, hwA)
+	ea, _ := a.Seal([]byte("x"))
+	eb, _ := b.Seal([]byte("x"))
+	if !bytes.Equal(ea[:24], eb[:24]) {
+		t.Fatalf("headers differ by password:\n%x\n%x", ea[:24], eb[:24])
+	}
+	if Version(ea) != EnvelopeVersion || !bytes.Equal(ea[16:24], make([]byte, 8)) {
+		t.Fatalf("version %d, reserved %x", Version(ea), ea[16:24])
+	}
+}
+
+// TestOpenVersion1: envelopes of the old format (with a credential check at
+// offset 16) still open.
+func TestOpenVersion1(t *testing.T) {
+	k, _ := Derive(Credentials{Email: "a@b", Password: "one"}, hwA)
+	v1, _ := k.SealVersion1([]byte("old small part"), [8]byte{'c', 'h', 'k'})
+	if got, err := k.Open(v1); err != nil || string(got) != "old small part" || Version(v1) != 1 {
+		t.Fatalf("open v1: %q, %v", got, err)
+	}
+}

@@ -238,6 +238,13 @@ func (s *Store) Load(name, version string, kr Keyring) (*Model, error) {
 		return nil, fmt.Errorf("load %s: small part: %w", m.ID(), err)
 	}
 	defer clear(small)
+	if keys.Version(env) < keys.EnvelopeVersion {
+		// An old envelope carries a credential check that allows offline
+		// password guessing: seal the small part anew in the current format.
+		if err := upgradeEnvelope(filepath.Join(d, SmallFile), key, small); err != nil {
+			return nil, fmt.Errorf("load %s: upgrade the small part's envelope: %w", m.ID(), err)
+		}
+	}
 	sp, err := container.ParseSmall(small)
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", m.ID(), err)
@@ -260,6 +267,16 @@ func (s *Store) Load(name, version string, kr Keyring) (*Model, error) {
 		return nil, fmt.Errorf("load %s: %w", m.ID(), err)
 	}
 	return &Model{Manifest: *m, Bytes: pt}, nil
+}
+
+// upgradeEnvelope replaces the envelope at path with one of the current
+// format sealing small with key (temporary file, fsync, rename).
+func upgradeEnvelope(path string, key keys.Key, small []byte) error {
+	env, err := key.Seal(small)
+	if err != nil {
+		return err
+	}
+	return writeFile(path, env)
 }
 
 // Writer stores one model version. Create it with Store.Create; finish with

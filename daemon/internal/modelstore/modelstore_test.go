@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/azaion/edge/daemon/internal/keys"
 	"github.com/azaion/edge/sdk/model"
 )
 
@@ -84,5 +85,48 @@ func TestStoreLifecycle(t *testing.T) {
 	}
 	if err := st.Remove("m", "1"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestUpgradeEnvelope: a small part stored in the old envelope format (with
+// a credential check) is rewritten in the current format when it is loaded.
+func TestUpgradeEnvelope(t *testing.T) {
+	dir := t.TempDir()
+	st, err := Open(filepath.Join(dir, "models"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr := Keyring{LocalKeyFile: filepath.Join(dir, "keys", "local.key"), HardwareHash: strings.Repeat("0f", 32)}
+	pt := []byte("a model")
+	if _, err := st.Import(pt, model.Descriptor{Name: "m", Version: "1"}, kr, KeyLocal); err != nil {
+		t.Fatal(err)
+	}
+	small := filepath.Join(dir, "models", "m", "1", SmallFile)
+	key, err := kr.Key(KeyLocal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, _ := os.ReadFile(small)
+	inner, err := key.Open(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := key.SealVersion1(inner, [8]byte{1, 2, 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(small, old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m, err := st.Load("m", "1", kr)
+	if err != nil || !bytes.Equal(m.Bytes, pt) {
+		t.Fatalf("load: %v", err)
+	}
+	now, _ := os.ReadFile(small)
+	if keys.Version(now) != keys.EnvelopeVersion {
+		t.Fatalf("envelope still version %d after load", keys.Version(now))
+	}
+	if m, err := st.Load("m", "1", kr); err != nil || !bytes.Equal(m.Bytes, pt) {
+		t.Fatalf("load after the upgrade: %v", err)
 	}
 }

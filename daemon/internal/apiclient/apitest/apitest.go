@@ -43,6 +43,7 @@ type Server struct {
 	resources map[string][]byte // folder/name -> bytes
 	epoch     int               // tokens of older epochs are expired
 	fail      []int             // statuses to answer to the next calls
+	redirect  string            // where to redirect the next call (307)
 	calls     map[string]int    // path -> count
 	logins    int
 }
@@ -68,7 +69,13 @@ func New(t testing.TB, users map[string]string) *Server {
 		if len(s.fail) > 0 {
 			st, s.fail = s.fail[0], s.fail[1:]
 		}
+		to := s.redirect
+		s.redirect = ""
 		s.mu.Unlock()
+		if to != "" {
+			http.Redirect(w, r, to, http.StatusTemporaryRedirect)
+			return
+		}
 		if st != 0 {
 			http.Error(w, "injected failure", st)
 			return
@@ -99,6 +106,13 @@ func (s *Server) ExpireTokens() {
 func (s *Server) FailNext(statuses ...int) {
 	s.mu.Lock()
 	s.fail = append(s.fail, statuses...)
+	s.mu.Unlock()
+}
+
+// RedirectNext answers the next call with a 307 redirect to url.
+func (s *Server) RedirectNext(url string) {
+	s.mu.Lock()
+	s.redirect = url
 	s.mu.Unlock()
 }
 
