@@ -15,7 +15,9 @@ import (
 const (
 	CodeBadRequest      = "bad_request"       // 400: malformed request or parameter
 	CodeUnauthorized    = "unauthorized"      // 401: missing or wrong bearer token
+	CodeForbidden       = "forbidden"         // 403: a request a web page made (Host, Origin)
 	CodeNotFound        = "not_found"         // 404: unknown model, job or route
+	CodeTimeout         = "timeout"           // 408: the request body did not arrive in time
 	CodeTooLarge        = "too_large"         // 413: body over the limit
 	CodeUnsupportedType = "unsupported_media" // 415: not an image
 	CodeUnprocessable   = "unprocessable"     // 422: undecodable image, too many pixels
@@ -67,8 +69,12 @@ func StatusForCode(code string) int {
 		return http.StatusBadRequest
 	case CodeUnauthorized:
 		return http.StatusUnauthorized
+	case CodeForbidden:
+		return http.StatusForbidden
 	case CodeNotFound:
 		return http.StatusNotFound
+	case CodeTimeout:
+		return http.StatusRequestTimeout
 	case CodeConflict:
 		return http.StatusConflict
 	case CodeTooLarge:

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -61,6 +62,13 @@ type HTTPConfig struct {
 	TokenFile string `yaml:"token_file"`
 	// Token is filled from AZAION_HTTP_TOKEN or TokenFile; never from YAML.
 	Token Secret `yaml:"-"`
+	// AllowedHosts are more Host names TCP requests may carry besides
+	// loopback addresses, localhost and the listen address (DNS rebinding
+	// protection: requests naming any other host are refused).
+	AllowedHosts []string `yaml:"allowed_hosts"`
+	// AllowedOrigins are web origins (scheme://host[:port]) whose browser
+	// requests are served; by default every cross-origin request is refused.
+	AllowedOrigins []string `yaml:"allowed_origins"`
 }
 
 // SocketConfig is the Unix socket listener.
@@ -93,6 +101,11 @@ type LimitsConfig struct {
 	QueueSize int `yaml:"queue_size"`
 	// RequestTimeout bounds one detection request end to end.
 	RequestTimeout time.Duration `yaml:"request_timeout"`
+	// BodyTimeout bounds how long a request body may take to arrive (408 after).
+	BodyTimeout time.Duration `yaml:"body_timeout"`
+	// MaxUploads bounds the detection requests receiving their bodies at
+	// once (429 beyond), so slow uploads cannot pin memory.
+	MaxUploads int `yaml:"max_uploads"`
 }
 
 // ONNXConfig configures the ONNX Runtime backend: whether it runs, and the
@@ -128,6 +141,8 @@ func Default() Config {
 			MaxPixels:      100_000_000,
 			QueueSize:      64,
 			RequestTimeout: 60 * time.Second,
+			BodyTimeout:    30 * time.Second,
+			MaxUploads:     8,
 		},
 		ONNX: ONNXConfig{ONNX: pluginconfig.DefaultONNX()},
 		Log:  LogConfig{Level: "info"},
@@ -239,6 +254,12 @@ func (c *Config) Validate() error {
 	if c.Limits.QueueSize <= 0 {
 		return errors.New("config: limits.queue_size must be positive")
 	}
+	if c.Limits.BodyTimeout <= 0 {
+		return errors.New("config: limits.body_timeout must be positive")
+	}
+	if c.Limits.MaxUploads <= 0 {
+		return errors.New("config: limits.max_uploads must be positive")
+	}
 	if c.Limits.RequestTimeout <= 0 {
 		return errors.New("config: limits.request_timeout must be positive")
 	}
@@ -266,13 +287,18 @@ func (c *Config) Validate() error {
 // ONNXEnabled reports whether the ONNX plugin should be launched.
 func (c *Config) ONNXEnabled() bool { return c.ONNX.Enabled == nil || *c.ONNX.Enabled }
 
+// isLoopback reports whether a listen address (host:port) is on a loopback
+// address or localhost.
 func isLoopback(addr string) bool {
-	host := addr
-	if i := strings.LastIndex(addr, ":"); i >= 0 {
-		host = addr[:i]
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
 	}
-	host = strings.Trim(host, "[]")
-	return host == "localhost" || strings.HasPrefix(host, "127.") || host == "::1"
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // FileMode is an octal file mode in YAML ("0660" or 0660).

@@ -90,6 +90,10 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		MaxBodyBytes:   cfg.Limits.MaxBodyBytes,
 		MaxPixels:      cfg.Limits.MaxPixels,
 		RequestTimeout: cfg.Limits.RequestTimeout,
+		BodyTimeout:    cfg.Limits.BodyTimeout,
+		MaxUploads:     cfg.Limits.MaxUploads,
+		AllowedHosts:   cfg.HTTP.AllowedHosts,
+		AllowedOrigins: cfg.HTTP.AllowedOrigins,
 		ModelsHint:     d.catalog.Hint(),
 		Registry:       reg,
 		Log:            log.With("component", "api"),
@@ -133,8 +137,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var lns []struct {
-		ln    net.Listener
-		token string
+		ln net.Listener
+		l  localapi.Listener
 	}
 	if a := d.cfg.HTTP.Addr; a != "" {
 		ln, err := listen.TCP(a)
@@ -142,9 +146,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 			return err
 		}
 		lns = append(lns, struct {
-			ln    net.Listener
-			token string
-		}{ln, d.cfg.HTTP.Token.Reveal()})
+			ln net.Listener
+			l  localapi.Listener
+		}{ln, localapi.Listener{Token: d.cfg.HTTP.Token.Reveal(), TCP: true, Addr: ln.Addr().String()}})
 		d.log.Info("listening", "addr", ln.Addr().String(), "auth", d.cfg.HTTP.Token != "")
 	}
 	if p := d.cfg.Socket.Path; p != "" {
@@ -157,9 +161,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 		defer os.Remove(p)
 		lns = append(lns, struct {
-			ln    net.Listener
-			token string
-		}{ln, ""})
+			ln net.Listener
+			l  localapi.Listener
+		}{ln, localapi.Listener{}})
 		d.log.Info("listening", "socket", p, "mode", fmt.Sprintf("%04o", d.cfg.Socket.Mode))
 	}
 
@@ -187,7 +191,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	errc := make(chan error, len(lns))
 	for _, l := range lns {
-		go func() { errc <- d.api.Serve(ctx, l.ln, l.token, drainTimeout) }()
+		go func() { errc <- d.api.Serve(ctx, l.ln, l.l, drainTimeout) }()
 	}
 	var err error
 	select {

@@ -23,11 +23,20 @@ func TCP(addr string) (net.Listener, error) {
 	return ln, nil
 }
 
+// afterBind, when set (tests), runs right after the socket is bound, with
+// the path it was bound at.
+var afterBind func(bound string)
+
 // Unix listens on a Unix socket at path with the given mode, owned by group
-// when that group exists. A stale socket file (nothing answering) is
-// replaced; a live one is an error, so two daemons never share a socket.
+// when that group exists. The socket is bound inside a private folder (mode
+// 0700) beside path, given its mode and group there, and only then renamed
+// to path: it never exists at path with the mode the process umask would
+// give it. A stale socket file (nothing answering) is replaced; a live one is
+// an error, so two daemons never share a socket. The caller removes path
+// after closing the listener.
 func Unix(path string, mode os.FileMode, group string) (net.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("socket dir: %w", err)
 	}
 	if st, err := os.Lstat(path); err == nil {
@@ -42,22 +51,37 @@ func Unix(path string, mode os.FileMode, group string) (net.Listener, error) {
 			return nil, fmt.Errorf("remove stale socket: %w", err)
 		}
 	}
-	ln, err := net.Listen("unix", path)
+	private, err := os.MkdirTemp(dir, ".azaion-sock-")
+	if err != nil {
+		return nil, fmt.Errorf("socket dir: %w", err)
+	}
+	defer os.RemoveAll(private)
+	tmp := filepath.Join(private, "s")
+	ln, err := net.Listen("unix", tmp)
 	if err != nil {
 		return nil, fmt.Errorf("listen unix %s: %w", path, err)
 	}
-	if err := os.Chmod(path, mode); err != nil {
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	fail := func(err error) (net.Listener, error) {
 		ln.Close()
-		return nil, fmt.Errorf("chmod socket: %w", err)
+		return nil, err
+	}
+	if afterBind != nil {
+		afterBind(tmp)
+	}
+	if err := os.Chmod(tmp, mode); err != nil {
+		return fail(fmt.Errorf("chmod socket: %w", err))
 	}
 	if group != "" {
 		if g, err := user.LookupGroup(group); err == nil {
 			gid, _ := strconv.Atoi(g.Gid)
-			if err := os.Chown(path, -1, gid); err != nil && !errors.Is(err, os.ErrPermission) {
-				ln.Close()
-				return nil, fmt.Errorf("chown socket to group %s: %w", group, err)
+			if err := os.Chown(tmp, -1, gid); err != nil && !errors.Is(err, os.ErrPermission) {
+				return fail(fmt.Errorf("chown socket to group %s: %w", group, err))
 			}
 		}
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fail(fmt.Errorf("socket %s: %w", path, err))
 	}
 	return ln, nil
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -50,5 +51,43 @@ func TestTCP(t *testing.T) {
 	defer ln.Close()
 	if _, err := TCP(ln.Addr().String()); err == nil {
 		t.Fatal("listening twice on one port succeeded")
+	}
+}
+
+// TestUnixNeverWide: with a umask that would leave the socket open to all,
+// nobody can reach it before it has its mode: when it is bound, it is not at
+// its path yet and its folder is private.
+func TestUnixNeverWide(t *testing.T) {
+	old := syscall.Umask(0)
+	defer syscall.Umask(old)
+	path := filepath.Join(t.TempDir(), "azaion.sock")
+	var checked bool
+	afterBind = func(bound string) {
+		checked = true
+		if _, err := os.Lstat(path); err == nil {
+			t.Errorf("the socket is at %s before its mode is set", path)
+		}
+		st, err := os.Stat(filepath.Dir(bound))
+		if err != nil || st.Mode().Perm()&0o077 != 0 {
+			t.Errorf("the socket is bound in %s with mode %v (%v): reachable by others", filepath.Dir(bound), st.Mode(), err)
+		}
+	}
+	defer func() { afterBind = nil }()
+	ln, err := Unix(path, 0o600, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	st, err := os.Stat(path)
+	if !checked || err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("socket %v %v (hook ran: %v)", st.Mode(), err, checked)
+	}
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatalf("dial the renamed socket: %v", err)
+	}
+	c.Close()
+	if ents, _ := os.ReadDir(filepath.Dir(path)); len(ents) != 1 {
+		t.Fatalf("left behind: %v", ents)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"math"
 	"mime"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -39,12 +40,19 @@ func (s *Server) handleDetect(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, err)
 	}
 
-	img, err := readImage(w, r, s.opts.MaxBodyBytes)
+	select {
+	case s.uploads <- struct{}{}:
+	default:
+		fail(fmt.Errorf("%w: %d uploads are in progress; try again", errBusy, cap(s.uploads)))
+		return
+	}
+	img, err := readImage(w, r, s.opts.MaxBodyBytes, s.opts.BodyTimeout)
+	<-s.uploads
 	if err != nil {
 		fail(err)
 		return
 	}
-	model = queryOrForm(r, "model")
+	model = s.metricsModel(queryOrForm(r, "model"))
 	params, err := parseParams(r)
 	if err != nil {
 		fail(err)
@@ -87,8 +95,20 @@ func (s *Server) handleDetect(w http.ResponseWriter, r *http.Request) {
 	WriteJSON(w, http.StatusOK, resp)
 }
 
-// readImage returns the image bytes from a multipart field "image" or the raw body.
-func readImage(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+// readImage returns the image bytes from a multipart field "image" or the
+// raw body, which must arrive within timeout.
+func readImage(w http.ResponseWriter, r *http.Request, limit int64, timeout time.Duration) ([]byte, error) {
+	if timeout > 0 {
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(timeout))
+	}
+	img, err := readBody(w, r, limit)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return nil, fmt.Errorf("%w: the request body did not arrive within %s", errBodyTimeout, timeout)
+	}
+	return img, err
+}
+
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	r.Body = http.MaxBytesReader(w, r.Body, limit)
 	ct := r.Header.Get("Content-Type")
 	mt, _, _ := mime.ParseMediaType(ct)
@@ -98,7 +118,7 @@ func readImage(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, err
 			if errors.As(err, &mbe) {
 				return nil, err
 			}
-			return nil, fmt.Errorf("%w: multipart body: %v", errBadRequest, err)
+			return nil, fmt.Errorf("%w: multipart body: %w", errBadRequest, err)
 		}
 		fhs := r.MultipartForm.File["image"]
 		if len(fhs) == 0 {
@@ -124,7 +144,7 @@ func readImage(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, err
 		if errors.As(err, &mbe) {
 			return nil, fmt.Errorf("request body is over the %d-byte limit: %w", limit, err)
 		}
-		return nil, fmt.Errorf("%w: read body: %v", errBadRequest, err)
+		return nil, fmt.Errorf("%w: read body: %w", errBadRequest, err)
 	}
 	if len(b) == 0 {
 		return nil, fmt.Errorf("%w: empty body: send the image as the body or as multipart field \"image\"", errBadRequest)

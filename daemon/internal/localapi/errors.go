@@ -17,6 +17,10 @@ var (
 	errBadRequest = errors.New("bad request")
 	errNotImage   = errors.New("not an image")
 	errBadImage   = errors.New("unusable image")
+	// errBusy: too many requests are uploading their bodies at once.
+	errBusy = errors.New("busy")
+	// errBodyTimeout: a request body did not arrive in time.
+	errBodyTimeout = errors.New("request body too slow")
 )
 
 // errorTable maps the error values the daemon's handlers return to API
@@ -40,6 +44,8 @@ var errorTable = []struct {
 	{jobs.ErrClosed, api.CodeUnavailable, 2},
 	{distribution.ErrBadRequest, api.CodeBadRequest, 0},
 	{distribution.ErrNotConfigured, api.CodeUnavailable, 60},
+	{errBodyTimeout, api.CodeTimeout, 0},
+	{errBusy, api.CodeQueueFull, 1},
 	{errBadRequest, api.CodeBadRequest, 0},
 	{errNotImage, api.CodeUnsupportedType, 0},
 	{errBadImage, api.CodeUnprocessable, 0},

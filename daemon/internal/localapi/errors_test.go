@@ -39,6 +39,8 @@ func TestErrorTable(t *testing.T) {
 		{jobs.ErrClosed, api.CodeUnavailable, 503},
 		{distribution.ErrBadRequest, api.CodeBadRequest, 400},
 		{distribution.ErrNotConfigured, api.CodeUnavailable, 503},
+		{errBodyTimeout, api.CodeTimeout, 408},
+		{errBusy, api.CodeQueueFull, 429},
 		{errBadRequest, api.CodeBadRequest, 400},
 		{errNotImage, api.CodeUnsupportedType, 415},
 		{errBadImage, api.CodeUnprocessable, 422},

@@ -1,6 +1,7 @@
 package localapi
 
 import (
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,6 +43,24 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	}
 	reg.MustRegister(m.requests, m.requestErrors, m.latency, m.queue, m.compute, m.batch)
 	return m
+}
+
+// unknownModel is the model label of requests that name no registered model.
+const unknownModel = "_unknown"
+
+// metricsModel returns the model label for a request's model parameter: the
+// name when such a model is registered, else one shared value, so that
+// requests naming made-up models cannot create series without bound.
+func (s *Server) metricsModel(name string) string {
+	if name == "" {
+		return "-"
+	}
+	if n, _, _ := strings.Cut(name, ":"); n != "" {
+		if _, ok := s.opts.Sched.Registered(n); ok {
+			return n
+		}
+	}
+	return unknownModel
 }
 
 func (m *metrics) observeRequest(model, code string, d time.Duration) {

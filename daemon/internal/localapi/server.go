@@ -41,6 +41,17 @@ type Options struct {
 	MaxPixels int64
 	// RequestTimeout bounds one detection.
 	RequestTimeout time.Duration
+	// BodyTimeout bounds how long a request body may take to arrive.
+	BodyTimeout time.Duration
+	// MaxUploads bounds the detection requests receiving their bodies at
+	// once (429 beyond; default 8).
+	MaxUploads int
+	// AllowedHosts are Host names (besides loopback addresses, localhost and
+	// the listener's own) that TCP requests may carry.
+	AllowedHosts []string
+	// AllowedOrigins are the web origins (scheme://host[:port]) whose
+	// requests are served; requests from any other origin are refused.
+	AllowedOrigins []string
 	// ModelsHint is shown when no model is registered.
 	ModelsHint string
 	// Registry is the Prometheus registry served at /metrics.
@@ -53,6 +64,7 @@ type Server struct {
 	opts    Options
 	mux     *http.ServeMux
 	metrics *metrics
+	uploads chan struct{} // a slot per request receiving its body
 }
 
 // New returns a Server with the core routes registered.
@@ -60,7 +72,11 @@ func New(opts Options) *Server {
 	if opts.Registry == nil {
 		opts.Registry = prometheus.NewRegistry()
 	}
-	s := &Server{opts: opts, mux: http.NewServeMux(), metrics: newMetrics(opts.Registry)}
+	if opts.MaxUploads <= 0 {
+		opts.MaxUploads = 8
+	}
+	s := &Server{opts: opts, mux: http.NewServeMux(), metrics: newMetrics(opts.Registry),
+		uploads: make(chan struct{}, opts.MaxUploads)}
 	s.mux.HandleFunc("POST /v1/detect", s.handleDetect)
 	s.mux.HandleFunc("GET /v1/models", s.handleModels)
 	s.mux.HandleFunc("GET /v1/backends", s.handleBackends)
@@ -77,21 +93,21 @@ func New(opts Options) *Server {
 // error h returns is answered through the error table.
 func (s *Server) Handle(pattern string, h HandlerFunc) { s.mux.Handle(pattern, Handler(h)) }
 
-// Handler returns the API handler (recovery and access logging included).
-// token, when not empty, is required as a bearer token (TCP listeners that
-// are not loopback).
-func (s *Server) Handler(token string) http.Handler {
+// Handler returns the API handler for a listener: requests a web page could
+// have sent are refused (guard), the listener's token is required, and a
+// panic in a handler answers 500.
+func (s *Server) Handler(l Listener) http.Handler {
 	var h http.Handler = s.mux
-	if token != "" {
-		h = requireToken(token, h)
+	if l.Token != "" {
+		h = requireToken(l.Token, h)
 	}
-	return s.recoverer(h)
+	return s.recoverer(s.guard(l, h))
 }
 
 // Serve serves the API on ln until ctx ends, then drains for up to drain.
-func (s *Server) Serve(ctx context.Context, ln net.Listener, token string, drain time.Duration) error {
+func (s *Server) Serve(ctx context.Context, ln net.Listener, l Listener, drain time.Duration) error {
 	srv := &http.Server{
-		Handler:           s.Handler(token),
+		Handler:           s.Handler(l),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.opts.Log.Handler(), slog.LevelWarn),

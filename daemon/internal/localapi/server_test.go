@@ -18,7 +18,7 @@ func newTestServer(t *testing.T, token string) *httptest.Server {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	s := New(Options{Sched: sched.New(nil, 4, log), MaxBodyBytes: 1 << 20, MaxPixels: 1 << 20,
 		RequestTimeout: time.Second, ModelsHint: "copy a model", Log: log})
-	srv := httptest.NewServer(s.Handler(token))
+	srv := httptest.NewServer(s.Handler(Listener{Token: token, TCP: true}))
 	t.Cleanup(srv.Close)
 	return srv
 }
@@ -92,5 +92,92 @@ func TestDetectRequestErrors(t *testing.T) {
 				t.Fatalf("content type %q", ct)
 			}
 		})
+	}
+}
+
+// TestSlowUploads: a body that trickles in is cut off after the body
+// timeout, and uploads beyond the cap are refused at once with 429.
+func TestSlowUploads(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s := New(Options{Sched: sched.New(nil, 4, log), MaxBodyBytes: 1 << 20, MaxPixels: 1 << 20,
+		RequestTimeout: time.Second, BodyTimeout: 400 * time.Millisecond, MaxUploads: 2, Log: log})
+	srv := httptest.NewServer(s.Handler(Listener{TCP: true}))
+	defer srv.Close()
+	slow := func() (*http.Response, error) {
+		pr, pw := io.Pipe()
+		go func() {
+			pw.Write([]byte{0xFF, 0xD8})
+			time.Sleep(3 * time.Second) // never finishes in time
+			pw.Close()
+		}()
+		req, _ := http.NewRequest("POST", srv.URL+"/v1/detect", pr)
+		req.Header.Set("Content-Type", "image/jpeg")
+		return http.DefaultClient.Do(req)
+	}
+	type result struct {
+		status int
+		took   time.Duration
+	}
+	res := make(chan result, 3)
+	for range 2 {
+		go func() {
+			start := time.Now()
+			resp, err := slow()
+			if err != nil {
+				res <- result{-1, time.Since(start)}
+				return
+			}
+			resp.Body.Close()
+			res <- result{resp.StatusCode, time.Since(start)}
+		}()
+	}
+	time.Sleep(150 * time.Millisecond) // both are uploading
+	start := time.Now()
+	req, _ := http.NewRequest("POST", srv.URL+"/v1/detect", strings.NewReader("xx"))
+	req.Header.Set("Content-Type", "image/jpeg")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" || time.Since(start) > time.Second {
+		t.Fatalf("third upload: %d (Retry-After %q) after %s, want 429 at once", resp.StatusCode, resp.Header.Get("Retry-After"), time.Since(start))
+	}
+	for range 2 {
+		r := <-res
+		if r.status != 408 || r.took > 2*time.Second {
+			t.Fatalf("slow upload: %d after %s, want 408 after the 400ms body timeout", r.status, r.took)
+		}
+	}
+	// The slots are free again.
+	req, _ = http.NewRequest("POST", srv.URL+"/v1/detect", strings.NewReader("xx"))
+	req.Header.Set("Content-Type", "image/jpeg")
+	if resp, err = http.DefaultClient.Do(req); err != nil || resp.StatusCode != 415 {
+		t.Fatalf("after the slow uploads: %v %v, want the handler's 415", resp.StatusCode, err)
+	}
+	resp.Body.Close()
+}
+
+// TestMetricsModelLabel: requests naming models that do not exist share one
+// label value, so made-up names cannot create series without bound.
+func TestMetricsModelLabel(t *testing.T) {
+	srv := newTestServer(t, "")
+	for _, name := range []string{"madeup1", "madeup2", "x:y"} {
+		req, _ := http.NewRequest("POST", srv.URL+"/v1/detect?model="+name, strings.NewReader("not an image"))
+		req.Header.Set("Content-Type", "image/jpeg")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	resp, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if strings.Contains(string(b), "madeup") || !strings.Contains(string(b), `model="_unknown"`) {
+		t.Fatalf("metrics carry the made-up names or lack the shared label:\n%s", b)
 	}
 }
