@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 )
@@ -70,7 +71,7 @@ func (c *CDNConfig) validate() error {
 		}
 		switch {
 		case u.Scheme == "https":
-		case u.Scheme == "http" && isLoopback(u.Host+":0"):
+		case u.Scheme == "http" && isLoopback(net.JoinHostPort(u.Hostname(), "0")):
 		default:
 			return fmt.Errorf("config: cdn.endpoint %q: want https (plain http only on a loopback address)", c.Endpoint)
 		}

@@ -113,3 +113,14 @@ func TestSecrets(t *testing.T) {
 		t.Fatalf("load with token file: %v", err)
 	}
 }
+
+func TestIsLoopback(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:8470": true, "127.8.9.1:1": true, "[::1]:80": true, "localhost:8470": true, "LOCALHOST:1": true,
+		"127.evil.example:80": false, "0.0.0.0:8470": false, ":8470": false, "10.0.0.1:80": false, "127.0.0.1": false,
+	} {
+		if got := isLoopback(addr); got != want {
+			t.Errorf("isLoopback(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}

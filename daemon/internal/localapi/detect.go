@@ -52,7 +52,8 @@ func (s *Server) handleDetect(w http.ResponseWriter, r *http.Request) {
 		fail(err)
 		return
 	}
-	model = s.metricsModel(queryOrForm(r, "model"))
+	name := queryOrForm(r, "model")
+	model = s.metricsModel(name)
 	params, err := parseParams(r)
 	if err != nil {
 		fail(err)
@@ -65,7 +66,7 @@ func (s *Server) handleDetect(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.RequestTimeout)
 	defer cancel()
-	res, err := s.opts.Sched.Detect(ctx, model, [][]byte{img}, backend.DetectParams{Params: params, MaxPixels: s.opts.MaxPixels})
+	res, err := s.opts.Sched.Detect(ctx, name, [][]byte{img}, backend.DetectParams{Params: params, MaxPixels: s.opts.MaxPixels})
 	if err != nil {
 		fail(err)
 		return
