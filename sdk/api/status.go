@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"time"
 )
 
@@ -13,7 +14,9 @@ type Model struct {
 	Backend string `json:"backend"`
 	// Origin says where the model comes from (file:PATH, store).
 	Origin string `json:"origin"`
-	// State is loading, ready or failed.
+	// State is loading, ready, failed or unloaded (registered, not in
+	// memory: idle past the keep-alive, evicted for room, or unloaded on
+	// request; the next request for it loads it).
 	State    string  `json:"state"`
 	Error    string  `json:"error,omitempty"`
 	Device   string  `json:"device,omitempty"`
@@ -23,6 +26,11 @@ type Model struct {
 	Input    string  `json:"input,omitempty"` // e.g. "640x640"
 	Output   string  `json:"output,omitempty"`
 	Classes  int     `json:"classes,omitempty"`
+	// Bytes is the memory the loaded model takes (as its backend reports
+	// it, else the model's size).
+	Bytes int64 `json:"bytes,omitempty"`
+	// LastUsed is when a request last used the model.
+	LastUsed *time.Time `json:"last_used,omitempty"`
 }
 
 // ModelsResponse is the body of GET /v1/models.
@@ -81,6 +89,18 @@ type Readiness struct {
 func (c *Client) Models(ctx context.Context) (*ModelsResponse, error) {
 	var out ModelsResponse
 	return &out, c.Do(ctx, http.MethodGet, "/v1/models", nil, "", &out)
+}
+
+// LoadModel loads a model now and returns it once it is ready.
+func (c *Client) LoadModel(ctx context.Context, name string) (*Model, error) {
+	var out Model
+	return &out, c.Do(ctx, http.MethodPost, "/v1/models/"+url.PathEscape(name)+"/load", nil, "", &out)
+}
+
+// UnloadModel frees a model's memory; it loads again when asked for.
+func (c *Client) UnloadModel(ctx context.Context, name string) (*Model, error) {
+	var out Model
+	return &out, c.Do(ctx, http.MethodPost, "/v1/models/"+url.PathEscape(name)+"/unload", nil, "", &out)
 }
 
 // Backends lists the daemon's backends.

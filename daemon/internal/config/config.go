@@ -37,6 +37,8 @@ type Config struct {
 	Paths PathsConfig `yaml:"paths"`
 	// Limits bound what one request may cost.
 	Limits LimitsConfig `yaml:"limits"`
+	// Models says how long models stay loaded and how long a load may take.
+	Models ModelsConfig `yaml:"models"`
 	// ONNX configures the ONNX Runtime backend plugin.
 	ONNX ONNXConfig `yaml:"onnx"`
 	// Log configures the daemon's logging.
@@ -99,6 +101,9 @@ type LimitsConfig struct {
 	MaxPixels int64 `yaml:"max_pixels"`
 	// QueueSize is how many requests may wait per model before 429.
 	QueueSize int `yaml:"queue_size"`
+	// MaxQueueWait refuses at once (429 with Retry-After) a request whose
+	// expected wait in its model's queue is longer (0 disables; default 1s).
+	MaxQueueWait time.Duration `yaml:"max_queue_wait"`
 	// RequestTimeout bounds one detection request end to end.
 	RequestTimeout time.Duration `yaml:"request_timeout"`
 	// BodyTimeout bounds how long a request body may take to arrive (408 after).
@@ -108,12 +113,26 @@ type LimitsConfig struct {
 	MaxUploads int `yaml:"max_uploads"`
 }
 
+// ModelsConfig is the loading policy of every backend's models.
+type ModelsConfig struct {
+	// KeepAlive unloads a model unused for longer (0 = never; default 0).
+	KeepAlive time.Duration `yaml:"keep_alive"`
+	// LoadTimeout bounds one model load, and how long a request waits for
+	// its unloaded model to load (default 2m).
+	LoadTimeout time.Duration `yaml:"load_timeout"`
+}
+
 // ONNXConfig configures the ONNX Runtime backend: whether it runs, and the
 // plugin's own configuration (sdk/pluginconfig.ONNX, handed to the plugin
 // as is; env AZAION_ORT_LIB sets library, AZAION_ONNX_THREADS intra_op_threads).
 type ONNXConfig struct {
 	// Enabled launches the plugin (default true).
 	Enabled *bool `yaml:"enabled"`
+	// MaxLoadedModels is how many models the backend holds loaded at once
+	// (0 = no limit); beyond it the least recently used idle one is unloaded.
+	MaxLoadedModels int `yaml:"max_loaded_models"`
+	// MaxLoadedBytes bounds the memory of the loaded models (0 = no limit).
+	MaxLoadedBytes int64 `yaml:"max_loaded_bytes"`
 	// ONNX is the plugin's configuration.
 	pluginconfig.ONNX `yaml:",inline"`
 }
@@ -140,12 +159,14 @@ func Default() Config {
 			MaxBodyBytes:   64 << 20,
 			MaxPixels:      100_000_000,
 			QueueSize:      64,
+			MaxQueueWait:   time.Second,
 			RequestTimeout: 60 * time.Second,
 			BodyTimeout:    30 * time.Second,
 			MaxUploads:     8,
 		},
-		ONNX: ONNXConfig{ONNX: pluginconfig.DefaultONNX()},
-		Log:  LogConfig{Level: "info"},
+		Models: ModelsConfig{LoadTimeout: 2 * time.Minute},
+		ONNX:   ONNXConfig{ONNX: pluginconfig.DefaultONNX()},
+		Log:    LogConfig{Level: "info"},
 	}
 	c.API = defaultAPI()
 	c.CDN = defaultCDN()
@@ -253,6 +274,18 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.QueueSize <= 0 {
 		return errors.New("config: limits.queue_size must be positive")
+	}
+	if c.Limits.MaxQueueWait < 0 {
+		return errors.New("config: limits.max_queue_wait must not be negative")
+	}
+	if c.Models.KeepAlive < 0 {
+		return errors.New("config: models.keep_alive must not be negative")
+	}
+	if c.Models.LoadTimeout <= 0 {
+		return errors.New("config: models.load_timeout must be positive")
+	}
+	if c.ONNX.MaxLoadedModels < 0 || c.ONNX.MaxLoadedBytes < 0 {
+		return errors.New("config: onnx.max_loaded_models and onnx.max_loaded_bytes must not be negative")
 	}
 	if c.Limits.BodyTimeout <= 0 {
 		return errors.New("config: limits.body_timeout must be positive")

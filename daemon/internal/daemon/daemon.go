@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -57,7 +58,18 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d := &Daemon{cfg: cfg, log: log, reg: reg, backends: newBackendSet()}
-	d.sched = sched.New(d.backends, cfg.Limits.QueueSize, log.With("component", "sched"))
+	d.sched = sched.New(d.backends, sched.Options{
+		QueueSize:    cfg.Limits.QueueSize,
+		MaxQueueWait: cfg.Limits.MaxQueueWait,
+		KeepAlive:    cfg.Models.KeepAlive,
+		LoadTimeout:  cfg.Models.LoadTimeout,
+		LoadParallel: min(4, runtime.NumCPU()),
+		Limits: map[string]sched.Limits{
+			catalog.BackendONNX: {MaxModels: cfg.ONNX.MaxLoadedModels, MaxBytes: cfg.ONNX.MaxLoadedBytes},
+		},
+		Log: log.With("component", "sched"),
+	})
+	d.tasks = append(d.tasks, d.sched.Run)
 
 	// models: the local folder and the encrypted store (issue 3), served
 	// even with the API and CDN down; pulls through the API and the CDN.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/azaion/edge/daemon/internal/distribution"
 	"github.com/azaion/edge/daemon/internal/jobs"
@@ -72,7 +73,12 @@ func classify(err error) (code string, retryAfter int) {
 	}
 	for _, e := range errorTable {
 		if errors.Is(err, e.err) {
-			return e.code, max(e.retryAfter, retryAfterFor(e.code))
+			retry := max(e.retryAfter, retryAfterFor(e.code))
+			var hint interface{ RetryAfter() time.Duration }
+			if errors.As(err, &hint) && hint.RetryAfter() > 0 {
+				retry = int((hint.RetryAfter() + time.Second - 1) / time.Second)
+			}
+			return e.code, retry
 		}
 	}
 	return api.CodeInternal, 0

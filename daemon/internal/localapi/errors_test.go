@@ -83,7 +83,7 @@ func TestSchedBackendErrors(t *testing.T) {
 		{backend.ErrUnavailable, 503},
 	} {
 		b := &failingBackend{err: fmt.Errorf("plugin says: %w", tc.err)}
-		s := sched.New(staticBackends{b}, 4, discardLog())
+		s := sched.New(staticBackends{b}, sched.Options{QueueSize: 4, Log: discardLog()})
 		if err := s.Add(sched.Source{Descriptor: modelDesc("m"), Backend: "x",
 			Open: func(context.Context) ([]byte, error) { return []byte("m"), nil }}); err != nil {
 			t.Fatal(err)

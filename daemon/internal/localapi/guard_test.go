@@ -16,7 +16,7 @@ import (
 // browser send is refused; programs (curl, the Go client, the CLI) are served.
 func TestBrowserRequests(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s := New(Options{Sched: sched.New(nil, 4, log), MaxBodyBytes: 1 << 20, MaxPixels: 1 << 20,
+	s := New(Options{Sched: sched.New(nil, sched.Options{QueueSize: 4, Log: log}), MaxBodyBytes: 1 << 20, MaxPixels: 1 << 20,
 		RequestTimeout: time.Second, Log: log, AllowedHosts: []string{"edge.lan"}, AllowedOrigins: []string{"http://127.0.0.1:3000"}})
 	s.Handle("POST /v1/jobs", func(w http.ResponseWriter, r *http.Request) error {
 		WriteJSON(w, http.StatusCreated, map[string]string{"ok": "yes"})

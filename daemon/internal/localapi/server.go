@@ -79,6 +79,8 @@ func New(opts Options) *Server {
 		uploads: make(chan struct{}, opts.MaxUploads)}
 	s.mux.HandleFunc("POST /v1/detect", s.handleDetect)
 	s.mux.HandleFunc("GET /v1/models", s.handleModels)
+	s.Handle("POST /v1/models/{name}/load", s.handleLoad)
+	s.Handle("POST /v1/models/{name}/unload", s.handleUnload)
 	s.mux.HandleFunc("GET /v1/backends", s.handleBackends)
 	s.mux.HandleFunc("GET /healthz", s.handleHealth)
 	s.mux.HandleFunc("GET /readyz", s.handleReady)
@@ -167,18 +169,57 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
 	resp := api.ModelsResponse{Models: []api.Model{}}
 	for _, m := range s.opts.Sched.Models() {
-		am := api.Model{Name: m.Name, Version: m.Version, Backend: m.Backend, Origin: m.Origin, State: string(m.State),
-			Error: m.Error, Device: m.Device, MaxBatch: m.MaxBatch, WarmupMS: m.WarmupMS,
-			Format: m.Descriptor.Format, Output: m.Descriptor.Output, Classes: len(m.Descriptor.Classes)}
-		if m.Descriptor.InputWidth > 0 {
-			am.Input = fmt.Sprintf("%dx%d", m.Descriptor.InputWidth, m.Descriptor.InputHeight)
-		}
-		resp.Models = append(resp.Models, am)
+		resp.Models = append(resp.Models, apiModel(m))
 	}
 	if len(resp.Models) == 0 {
 		resp.Hint = s.opts.ModelsHint
 	}
 	WriteJSON(w, http.StatusOK, resp)
+}
+
+func apiModel(m sched.ModelInfo) api.Model {
+	am := api.Model{Name: m.Name, Version: m.Version, Backend: m.Backend, Origin: m.Origin, State: string(m.State),
+		Error: m.Error, Device: m.Device, MaxBatch: m.MaxBatch, WarmupMS: m.WarmupMS, Bytes: m.Bytes,
+		Format: m.Descriptor.Format, Output: m.Descriptor.Output, Classes: len(m.Descriptor.Classes)}
+	if !m.LastUsed.IsZero() {
+		t := m.LastUsed.UTC()
+		am.LastUsed = &t
+	}
+	if m.Descriptor.InputWidth > 0 {
+		am.Input = fmt.Sprintf("%dx%d", m.Descriptor.InputWidth, m.Descriptor.InputHeight)
+	}
+	return am
+}
+
+// handleLoad loads a model now (POST /v1/models/{name}/load) and answers
+// with it once it is ready.
+func (s *Server) handleLoad(w http.ResponseWriter, r *http.Request) error {
+	name := r.PathValue("name")
+	if err := s.opts.Sched.Load(r.Context(), name); err != nil {
+		return err
+	}
+	return s.writeModel(w, name)
+}
+
+// handleUnload frees a model's memory (POST /v1/models/{name}/unload); it
+// stays listed and loads again when asked for.
+func (s *Server) handleUnload(w http.ResponseWriter, r *http.Request) error {
+	name := r.PathValue("name")
+	if err := s.opts.Sched.Unload(r.Context(), name); err != nil {
+		return err
+	}
+	return s.writeModel(w, name)
+}
+
+func (s *Server) writeModel(w http.ResponseWriter, name string) error {
+	n, _, _ := strings.Cut(name, ":")
+	for _, m := range s.opts.Sched.Models() {
+		if m.Name == n {
+			WriteJSON(w, http.StatusOK, apiModel(m))
+			return nil
+		}
+	}
+	return fmt.Errorf("%w %q", sched.ErrUnknownModel, name)
 }
 
 func (s *Server) handleBackends(w http.ResponseWriter, r *http.Request) {

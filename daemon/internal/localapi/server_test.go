@@ -16,7 +16,7 @@ import (
 
 func newTestServer(t *testing.T, token string) *httptest.Server {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s := New(Options{Sched: sched.New(nil, 4, log), MaxBodyBytes: 1 << 20, MaxPixels: 1 << 20,
+	s := New(Options{Sched: sched.New(nil, sched.Options{QueueSize: 4, Log: log}), MaxBodyBytes: 1 << 20, MaxPixels: 1 << 20,
 		RequestTimeout: time.Second, ModelsHint: "copy a model", Log: log})
 	srv := httptest.NewServer(s.Handler(Listener{Token: token, TCP: true}))
 	t.Cleanup(srv.Close)
@@ -99,7 +99,7 @@ func TestDetectRequestErrors(t *testing.T) {
 // timeout, and uploads beyond the cap are refused at once with 429.
 func TestSlowUploads(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s := New(Options{Sched: sched.New(nil, 4, log), MaxBodyBytes: 1 << 20, MaxPixels: 1 << 20,
+	s := New(Options{Sched: sched.New(nil, sched.Options{QueueSize: 4, Log: log}), MaxBodyBytes: 1 << 20, MaxPixels: 1 << 20,
 		RequestTimeout: time.Second, BodyTimeout: 400 * time.Millisecond, MaxUploads: 2, Log: log})
 	srv := httptest.NewServer(s.Handler(Listener{TCP: true}))
 	defer srv.Close()

@@ -1,8 +1,12 @@
 // Package sched owns the models the daemon serves and routes detection
-// requests to them: it loads every registered model into its backend (again
-// after each backend relaunch), admits requests through a bounded per-model
-// queue that fails fast when full, and turns backend failures into the
-// package's sentinel errors. It is imported only by the daemon.
+// requests to them. It loads registered models into their backend (again
+// after each backend relaunch, in parallel, most recently used first), keeps
+// each backend within its limits (models loaded, bytes) by unloading the
+// least recently used, unloads models idle longer than the keep-alive, loads
+// an unloaded model when a request asks for it, replaces a served model
+// atomically (load the new version, switch, unload the old), admits requests
+// by their expected wait and turns backend failures into the package's
+// sentinel errors. It is imported only by the daemon.
 package sched
 
 import (
@@ -25,7 +29,8 @@ var (
 	ErrUnknownModel = errors.New("unknown model")
 	// ErrNoModel: the request names no model and there is not exactly one.
 	ErrNoModel = errors.New("no model named")
-	// ErrQueueFull: the model's queue is full; retry later.
+	// ErrQueueFull: the model's queue is full or its expected wait is over
+	// the limit; retry later (the error's RetryAfter says when).
 	ErrQueueFull = errors.New("queue full")
 	// ErrUnavailable: the backend is down or the model is not loaded.
 	ErrUnavailable = errors.New("unavailable")
@@ -36,6 +41,20 @@ var (
 	// device or feature it lacks).
 	ErrUnsupported = errors.New("unsupported")
 )
+
+// RetryError is an error that says when to try again.
+type RetryError struct {
+	Err   error
+	After time.Duration
+}
+
+func (e *RetryError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the error.
+func (e *RetryError) Unwrap() error { return e.Err }
+
+// RetryAfter is when to try again.
+func (e *RetryError) RetryAfter() time.Duration { return e.After }
 
 // backendError maps an error of a backend call to the package's errors:
 // every sentinel of sdk/backend has its counterpart here, and the backend's
@@ -80,10 +99,45 @@ type State string
 
 // Model states.
 const (
+	// StateLoading: being loaded (or waiting for its backend).
 	StateLoading State = "loading"
-	StateReady   State = "ready"
-	StateFailed  State = "failed"
+	// StateReady: loaded and serving.
+	StateReady State = "ready"
+	// StateFailed: the last load failed.
+	StateFailed State = "failed"
+	// StateUnloaded: registered, not in memory (idle, evicted or unloaded
+	// on request); a request for it loads it.
+	StateUnloaded State = "unloaded"
 )
+
+// Limits bound what one backend holds in memory (0 = no limit).
+type Limits struct {
+	// MaxModels is how many models may be loaded at once.
+	MaxModels int
+	// MaxBytes is how many bytes the loaded models may take (as the backend
+	// reports them, else their file size).
+	MaxBytes int64
+}
+
+// Options configure a Scheduler.
+type Options struct {
+	// QueueSize is how many requests may wait per model (default 64).
+	QueueSize int
+	// MaxQueueWait refuses (429) a request whose expected wait in the
+	// queue is longer (0 = only the queue size bounds it).
+	MaxQueueWait time.Duration
+	// KeepAlive unloads a model unused for longer (0 = never).
+	KeepAlive time.Duration
+	// LoadTimeout bounds how long one load may take, and how long a request
+	// waits for its unloaded model to load (default 2m).
+	LoadTimeout time.Duration
+	// LoadParallel is how many models load at once after a backend
+	// (re)launch (default 2).
+	LoadParallel int
+	// Limits are per backend name.
+	Limits map[string]Limits
+	Log    *slog.Logger
+}
 
 // ModelInfo is a snapshot of one model for the API.
 type ModelInfo struct {
@@ -96,56 +150,87 @@ type ModelInfo struct {
 	Device     string           `json:"device,omitempty"`
 	MaxBatch   int              `json:"max_batch,omitempty"`
 	WarmupMS   float64          `json:"warmup_ms,omitempty"`
+	Bytes      int64            `json:"bytes,omitempty"`
+	LastUsed   time.Time        `json:"last_used,omitzero"`
 	Descriptor model.Descriptor `json:"descriptor"`
-}
-
-type entry struct {
-	src Source
-	sem chan struct{}
-
-	mu       sync.Mutex
-	state    State
-	err      string
-	handle   string
-	load     *backend.LoadResult
-	gen      uint64 // bumps on every (re)load, so a stale handle is never reused
-	inflight sync.WaitGroup
 }
 
 // Scheduler holds the served models.
 type Scheduler struct {
-	backends  Backends
-	log       *slog.Logger
-	queueSize int
+	backends Backends
+	opts     Options
+	log      *slog.Logger
 
 	mu     sync.RWMutex
 	models map[string]*entry // by name; versions: the last added wins the bare name
+
+	names sync.Map // model name -> *sync.Mutex: one Add or Remove of a name at a time
+	room  sync.Map // backend name -> *sync.Mutex: one eviction decision at a time
 }
 
-// New returns a Scheduler whose per-model queues hold queueSize requests.
-func New(b Backends, queueSize int, log *slog.Logger) *Scheduler {
-	return &Scheduler{backends: b, log: log, queueSize: queueSize, models: map[string]*entry{}}
+// New returns a Scheduler.
+func New(b Backends, opts Options) *Scheduler {
+	if opts.QueueSize <= 0 {
+		opts.QueueSize = 64
+	}
+	if opts.LoadTimeout <= 0 {
+		opts.LoadTimeout = 2 * time.Minute
+	}
+	if opts.LoadParallel <= 0 {
+		opts.LoadParallel = 2
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Scheduler{backends: b, opts: opts, log: opts.Log, models: map[string]*entry{}}
 }
 
-// Add registers a model (replacing one of the same name). It is loaded by
-// LoadAll, or at once when its backend is ready (Load).
+func lockOf(m *sync.Map, key string) *sync.Mutex {
+	l, _ := m.LoadOrStore(key, &sync.Mutex{})
+	return l.(*sync.Mutex)
+}
+
+// Add registers a model. A model of the same name that is serving keeps
+// serving until the new one is loaded: Add loads the new one first (when
+// its backend is ready), switches, and unloads the old one; if the new one
+// fails to load, the old one stays and Add returns the error. Otherwise the
+// model is registered and loaded by LoadAll, Load or the first request.
 func (s *Scheduler) Add(src Source) error {
 	if err := src.Descriptor.Validate(); err != nil {
 		return err
 	}
-	e := &entry{src: src, sem: make(chan struct{}, s.queueSize), state: StateLoading}
+	name := src.Descriptor.Name
+	l := lockOf(&s.names, name)
+	l.Lock()
+	defer l.Unlock()
+	e := newEntry(src, s.opts.QueueSize)
+	s.mu.RLock()
+	old := s.models[name]
+	s.mu.RUnlock()
+	if old != nil && old.snapshotState() == StateReady {
+		if b, err := s.backends.Backend(src.Backend); err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), s.opts.LoadTimeout)
+			err := s.loadEntry(ctx, e, b)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("model %s stays at the version it serves: %w", old.src.Descriptor.ID(), err)
+			}
+		}
+	}
 	s.mu.Lock()
-	old := s.models[src.Descriptor.Name]
-	s.models[src.Descriptor.Name] = e
+	s.models[name] = e
 	s.mu.Unlock()
 	if old != nil {
-		s.unloadEntry(context.Background(), old)
+		s.retire(context.Background(), old)
 	}
 	return nil
 }
 
 // Remove unloads and forgets a model.
 func (s *Scheduler) Remove(ctx context.Context, name string) error {
+	l := lockOf(&s.names, name)
+	l.Lock()
+	defer l.Unlock()
 	s.mu.Lock()
 	e := s.models[name]
 	delete(s.models, name)
@@ -153,97 +238,19 @@ func (s *Scheduler) Remove(ctx context.Context, name string) error {
 	if e == nil {
 		return fmt.Errorf("%w %q", ErrUnknownModel, name)
 	}
-	s.unloadEntry(ctx, e)
+	s.retire(ctx, e)
 	return nil
 }
 
-func (s *Scheduler) unloadEntry(ctx context.Context, e *entry) {
-	e.mu.Lock()
-	h := e.handle
-	e.handle, e.state = "", StateLoading
-	e.mu.Unlock()
-	if h == "" {
-		return
-	}
-	e.inflight.Wait()
-	if b, err := s.backends.Backend(e.src.Backend); err == nil {
-		if err := b.Unload(ctx, h); err != nil {
-			s.log.Warn("unload model", "model", e.src.Descriptor.Name, "error", err)
-		}
-	}
-}
-
-// LoadAll loads every model served by the named backend into b; the plugin
-// manager calls it after each (re)launch. Failures are recorded per model
-// and do not stop the others.
-func (s *Scheduler) LoadAll(ctx context.Context, backendName string, b backend.Backend) {
-	for _, e := range s.entries() {
-		if e.src.Backend != backendName {
-			continue
-		}
-		e.mu.Lock()
-		e.handle, e.state = "", StateLoading // handles died with the old process
-		e.mu.Unlock()
-		s.loadEntry(ctx, e, b)
-	}
-}
-
-// Load loads one registered model now (when its backend is ready).
-func (s *Scheduler) Load(ctx context.Context, name string) error {
+// Unload frees a model's memory in its backend; it stays registered and
+// the next request for it loads it again.
+func (s *Scheduler) Unload(ctx context.Context, name string) error {
 	e, err := s.lookup(name)
 	if err != nil {
 		return err
 	}
-	b, err := s.backends.Backend(e.src.Backend)
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrUnavailable, err)
-	}
-	return s.loadEntry(ctx, e, b)
-}
-
-// LoadPending loads the registered models that are not ready, where their
-// backend is ready (after models were added while it ran). Failures are
-// recorded per model and logged.
-func (s *Scheduler) LoadPending(ctx context.Context) {
-	for _, e := range s.entries() {
-		if e.info().State == StateReady {
-			continue
-		}
-		if err := s.Load(ctx, e.src.Descriptor.Name); err != nil {
-			s.log.Warn("load model", "model", e.src.Descriptor.Name, "error", err)
-		}
-	}
-}
-
-func (s *Scheduler) loadEntry(ctx context.Context, e *entry, b backend.Backend) error {
-	name := e.src.Descriptor.Name
-	start := time.Now()
-	data, err := e.src.Open(ctx)
-	if err != nil {
-		s.setFailed(e, fmt.Errorf("open model %q: %w", name, err))
-		return err
-	}
-	res, err := b.Load(ctx, e.src.Descriptor, data)
-	clear(data)
-	if err != nil {
-		err = fmt.Errorf("load model %q: %w", name, backendError(err))
-		s.setFailed(e, err)
-		return err
-	}
-	e.mu.Lock()
-	e.handle, e.load, e.state, e.err = res.Handle, res, StateReady, ""
-	e.gen++
-	e.mu.Unlock()
-	s.log.Info("model ready", "model", name, "backend", e.src.Backend, "device", res.Device,
-		"max_batch", res.MaxBatch, "warmup", res.Warmup, "took", time.Since(start).Round(time.Millisecond))
+	s.unloadEntry(ctx, e, StateUnloaded)
 	return nil
-}
-
-func (s *Scheduler) setFailed(e *entry, err error) {
-	e.mu.Lock()
-	e.state, e.err, e.handle = StateFailed, err.Error(), ""
-	e.mu.Unlock()
-	s.log.Error("model failed to load", "model", e.src.Descriptor.Name, "error", err)
 }
 
 func (s *Scheduler) entries() []*entry {
@@ -310,12 +317,13 @@ func (s *Scheduler) Models() []ModelInfo {
 	return out
 }
 
-// Ready reports whether every registered model is ready, with the reasons when not.
+// Ready reports whether every registered model is ready (or unloaded on
+// purpose), with the reasons when not.
 func (s *Scheduler) Ready() (bool, []string) {
 	var why []string
 	for _, e := range s.entries() {
 		i := e.info()
-		if i.State != StateReady {
+		if i.State != StateReady && i.State != StateUnloaded {
 			r := fmt.Sprintf("model %s is %s", i.Name, i.State)
 			if i.Error != "" {
 				r += ": " + i.Error
@@ -326,44 +334,48 @@ func (s *Scheduler) Ready() (bool, []string) {
 	return len(why) == 0, why
 }
 
-func (e *entry) info() ModelInfo {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	i := ModelInfo{Name: e.src.Descriptor.Name, Version: e.src.Descriptor.Version, Backend: e.src.Backend,
-		Origin: e.src.Origin, State: e.state, Error: e.err, Descriptor: e.src.Descriptor}
-	if e.load != nil && e.state == StateReady {
-		i.Descriptor, i.Device, i.MaxBatch = e.load.Descriptor, e.load.Device, e.load.MaxBatch
-		i.WarmupMS = float64(e.load.Warmup.Microseconds()) / 1000
-		i.Version = e.load.Descriptor.Version
-	}
-	return i
-}
-
 // Result is a detection result with what the API reports about it.
 type Result struct {
 	Model   ModelInfo
 	Images  []backend.ImageResult
-	Queue   time.Duration // time waiting for admission in the daemon
+	Queue   time.Duration // time waiting for admission (and a load) in the daemon
 	Backend time.Duration // time in the backend call, transport included
 }
 
-// Detect runs a model on encoded images.
+// Detect runs a model on encoded images. A request whose expected wait is
+// over MaxQueueWait, or that finds the model's queue full, fails at once
+// with ErrQueueFull (a *RetryError); one for an unloaded model loads it and
+// waits up to LoadTimeout.
 func (s *Scheduler) Detect(ctx context.Context, name string, images [][]byte, p backend.DetectParams) (*Result, error) {
-	e, err := s.lookup(name)
-	if err != nil {
-		return nil, err
-	}
 	start := time.Now()
-	select {
-	case e.sem <- struct{}{}:
-	default:
-		return nil, fmt.Errorf("%w: model %s has %d requests waiting", ErrQueueFull, e.src.Descriptor.Name, cap(e.sem))
+	var e *entry
+	for attempt := 0; ; attempt++ {
+		var err error
+		if e, err = s.lookup(name); err != nil {
+			return nil, err
+		}
+		if err := s.admit(e); err != nil {
+			return nil, err
+		}
+		e.touch()
+		err = s.ensureLoaded(ctx, e, false)
+		if err == nil {
+			break
+		}
+		<-e.sem
+		e.mu.Lock()
+		retired := e.retired
+		e.mu.Unlock()
+		if !retired || attempt == 2 { // a replaced entry: look the name up again
+			return nil, err
+		}
 	}
 	defer func() { <-e.sem }()
 	e.mu.Lock()
 	handle, state, lerr := e.handle, e.state, e.err
 	if handle != "" {
 		e.inflight.Add(1)
+		e.running++
 	}
 	e.mu.Unlock()
 	if handle == "" {
@@ -376,12 +388,14 @@ func (s *Scheduler) Detect(ctx context.Context, name string, images [][]byte, p 
 	defer e.inflight.Done()
 	b, err := s.backends.Backend(e.src.Backend)
 	if err != nil {
+		e.finish(time.Time{}, 0)
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	queued := time.Since(start)
 	call := time.Now()
 	res, err := b.Detect(ctx, handle, images, p)
 	if err != nil {
+		e.finish(time.Time{}, 0)
 		switch {
 		case errors.Is(err, backend.ErrUnavailable):
 			s.backends.Failed(e.src.Backend)
@@ -391,5 +405,10 @@ func (s *Scheduler) Detect(ctx context.Context, name string, images [][]byte, p 
 		}
 		return nil, fmt.Errorf("detect with %s: %w", e.src.Descriptor.Name, backendError(err))
 	}
+	batch := 1
+	if len(res) > 0 && res[0].BatchSize > 0 {
+		batch = res[0].BatchSize
+	}
+	e.finish(call, batch)
 	return &Result{Model: e.info(), Images: res, Queue: queued, Backend: time.Since(call)}, nil
 }

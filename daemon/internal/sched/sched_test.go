@@ -79,7 +79,7 @@ func src(name, data string) Source {
 
 func TestScheduler(t *testing.T) {
 	fb := &blockingBackend{handles: map[string]bool{}, release: make(chan struct{})}
-	s := New(oneBackend{fb}, 2, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s := New(oneBackend{fb}, Options{QueueSize: 2, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	ctx := context.Background()
 	if _, err := s.Detect(ctx, "", nil, backend.DetectParams{}); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("no models: %v", err)
