@@ -49,6 +49,13 @@ type PluginState struct {
 	Restarts  int       `json:"restarts"`
 	LastError string    `json:"last_error,omitempty"`
 	Since     time.Time `json:"since"`
+	// ConfigError is true when the plugin cannot start until its
+	// configuration is fixed (binary, checksum, runtime library, settings):
+	// it is then retried only every few minutes.
+	ConfigError bool `json:"config_error,omitempty"`
+	// StuckKills counts the kills of the plugin because its detections made
+	// no progress.
+	StuckKills int `json:"stuck_kills,omitempty"`
 }
 
 // Backend is one entry of GET /v1/backends: a detection backend plugin.

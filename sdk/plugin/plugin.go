@@ -22,6 +22,22 @@ var Handshake = goplugin.HandshakeConfig{
 	MagicCookieValue: "8f1d1c2e-azaion-edge-plugin",
 }
 
+// ExitConfig is the exit status of a plugin that cannot start because of
+// its configuration (a runtime library that does not load, bad settings):
+// the daemon reports the plugin's own error and retries it slowly, since a
+// person has to fix it. It is EX_CONFIG of sysexits.h.
+const ExitConfig = 78
+
+// Fatal logs why a plugin cannot start and exits: with ExitConfig when
+// config is true, else with status 1. Call it from a plugin's main.
+func Fatal(log hclog.Logger, msg string, err error, config bool) {
+	log.Error(msg, "error", err)
+	if config {
+		os.Exit(ExitConfig)
+	}
+	os.Exit(1)
+}
+
 // MaxMessageSize is the gRPC message limit on both sides (images travel in
 // Detect requests; models are streamed in chunks of ChunkSize).
 const MaxMessageSize = 256 << 20

@@ -111,6 +111,13 @@ type LimitsConfig struct {
 	// MaxUploads bounds the detection requests receiving their bodies at
 	// once (429 beyond), so slow uploads cannot pin memory.
 	MaxUploads int `yaml:"max_uploads"`
+	// PluginStartTimeout bounds a plugin's launch and handshake; a plugin
+	// that takes longer is killed and relaunched (models.load_timeout bounds
+	// each model's load).
+	PluginStartTimeout time.Duration `yaml:"plugin_start_timeout"`
+	// StuckTimeout kills and relaunches a plugin whose detections in
+	// flight make no progress for this long (0 disables).
+	StuckTimeout time.Duration `yaml:"stuck_timeout"`
 }
 
 // ModelsConfig is the loading policy of every backend's models.
@@ -156,13 +163,15 @@ func Default() Config {
 			Plugins: "/usr/lib/azaion/plugins",
 		},
 		Limits: LimitsConfig{
-			MaxBodyBytes:   64 << 20,
-			MaxPixels:      100_000_000,
-			QueueSize:      64,
-			MaxQueueWait:   time.Second,
-			RequestTimeout: 60 * time.Second,
-			BodyTimeout:    30 * time.Second,
-			MaxUploads:     8,
+			MaxBodyBytes:       64 << 20,
+			MaxPixels:          100_000_000,
+			QueueSize:          64,
+			MaxQueueWait:       time.Second,
+			RequestTimeout:     60 * time.Second,
+			BodyTimeout:        30 * time.Second,
+			MaxUploads:         8,
+			PluginStartTimeout: 5 * time.Minute,
+			StuckTimeout:       time.Minute,
 		},
 		Models: ModelsConfig{LoadTimeout: 2 * time.Minute},
 		ONNX:   ONNXConfig{ONNX: pluginconfig.DefaultONNX()},
@@ -286,6 +295,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ONNX.MaxLoadedModels < 0 || c.ONNX.MaxLoadedBytes < 0 {
 		return errors.New("config: onnx.max_loaded_models and onnx.max_loaded_bytes must not be negative")
+	}
+	if c.Limits.PluginStartTimeout <= 0 || c.Limits.StuckTimeout < 0 {
+		return errors.New("config: limits.plugin_start_timeout must be positive and limits.stuck_timeout not negative")
 	}
 	if c.Limits.BodyTimeout <= 0 {
 		return errors.New("config: limits.body_timeout must be positive")

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/azaion/edge/daemon/internal/catalog"
 	"github.com/azaion/edge/daemon/internal/pluginmgr"
 	"github.com/azaion/edge/sdk/api"
@@ -36,14 +38,17 @@ func (d *Daemon) addBackend(name string, cfg pluginconfig.Config) error {
 	if err != nil {
 		return fmt.Errorf("backend %s: %w", name, err)
 	}
-	p := pluginmgr.New(pluginmgr.Spec[backend.Backend]{
-		Name:     name,
-		Path:     filepath.Join(d.cfg.Paths.Plugins, "azaion-plugin-"+name),
-		Plugins:  backend.PluginSet(nil),
-		Dispense: backend.PluginName,
-		Env:      []string{env},
-		LogLevel: d.cfg.Log.Level,
-		TempDir:  filepath.Join(d.cfg.Paths.State, "tmp", "plugin-"+name),
+	var p *pluginmgr.Plugin[backend.Backend]
+	p = pluginmgr.New(pluginmgr.Spec[backend.Backend]{
+		Name:         name,
+		Path:         filepath.Join(d.cfg.Paths.Plugins, "azaion-plugin-"+name),
+		Plugins:      backend.PluginSet(nil),
+		Dispense:     backend.PluginName,
+		Env:          []string{env},
+		LogLevel:     d.cfg.Log.Level,
+		TempDir:      filepath.Join(d.cfg.Paths.State, "tmp", "plugin-"+name),
+		StartTimeout: d.cfg.Limits.PluginStartTimeout,
+		StuckTimeout: d.cfg.Limits.StuckTimeout,
 		OnStart: func(ctx context.Context, b backend.Backend) error {
 			info, err := b.Info(ctx)
 			if err != nil {
@@ -53,14 +58,45 @@ func (d *Daemon) addBackend(name string, cfg pluginconfig.Config) error {
 				return fmt.Errorf("plugin speaks %v, the daemon needs %s", info.APIVersions, backend.APIVersion)
 			}
 			d.backends.setInfo(name, info)
-			d.sched.LoadAll(ctx, name, b)
 			return nil
+		},
+		OnReady: func(ctx context.Context, b backend.Backend) {
+			d.sched.LoadAll(ctx, name, tracked{Backend: b, begin: p.Begin})
 		},
 		Health: func(ctx context.Context, b backend.Backend) error { return b.Health(ctx) },
 	}, d.log)
 	d.backends.add(p)
 	d.tasks = append(d.tasks, p.Run)
+	registerPluginMetrics(d.reg, p.Status)
 	return nil
+}
+
+// registerPluginMetrics exports a plugin's restarts and stuck kills.
+func registerPluginMetrics(reg prometheus.Registerer, status func() pluginmgr.Status) {
+	name := status().Name
+	labels := prometheus.Labels{"plugin": name}
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "azaion_plugin_restarts_total",
+			Help: "Relaunches of the plugin (crashes, hangs, failed starts).", ConstLabels: labels},
+			func() float64 { return float64(status().Restarts) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "azaion_plugin_stuck_kills_total",
+			Help: "Kills of the plugin because calls in flight made no progress.", ConstLabels: labels},
+			func() float64 { return float64(status().StuckKills) }),
+	)
+}
+
+// tracked is a backend whose detections the plugin supervisor watches for
+// progress (pluginmgr.Spec.StuckTimeout).
+type tracked struct {
+	backend.Backend
+	begin func() (done func())
+}
+
+// Detect implements backend.Backend.
+func (t tracked) Detect(ctx context.Context, handle string, images [][]byte, p backend.DetectParams) ([]backend.ImageResult, error) {
+	done := t.begin()
+	defer done()
+	return t.Backend.Detect(ctx, handle, images, p)
 }
 
 func (s *backendSet) add(p *pluginmgr.Plugin[backend.Backend]) {
@@ -87,7 +123,11 @@ func (s *backendSet) Backend(name string) (backend.Backend, error) {
 	if p == nil {
 		return nil, fmt.Errorf("no backend %s is configured (enable it in the config)", name)
 	}
-	return p.Get()
+	b, err := p.Get()
+	if err != nil {
+		return nil, err
+	}
+	return tracked{Backend: b, begin: p.Begin}, nil
 }
 
 // Failed implements sched.Backends.

@@ -88,6 +88,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		}
 		trainerPlugin = pluginmgr.New(spec, log)
 		d.tasks = append(d.tasks, trainerPlugin.Run)
+		registerPluginMetrics(reg, trainerPlugin.Status)
 		ready = append(ready, func(context.Context) []string {
 			if st := trainerPlugin.Status(); st.State != pluginmgr.StateReady {
 				return []string{fmt.Sprintf("trainer plugin (jobs) is %s: %s", st.State, st.LastError)}

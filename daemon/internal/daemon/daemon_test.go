@@ -490,3 +490,95 @@ func TestTrainerNotABackend(t *testing.T) {
 		t.Fatalf("detection with the trainer down: %v", err)
 	}
 }
+
+// TestStuckPlugin: a plugin that stops making progress (here: stopped with
+// SIGSTOP in the middle of a detection) is killed and relaunched after the
+// stuck timeout, long before its health checks would notice; the request
+// fails with 503 and the kill is counted in /metrics.
+func TestStuckPlugin(t *testing.T) {
+	h := startDaemon(t, []string{"yolo11n_1280_fp32.onnx"}, func(c *config.Config) {
+		c.ONNX.IntraOpThreads = 1
+		c.Limits.StuckTimeout = 2 * time.Second
+	})
+	ctx := context.Background()
+	bs, err := h.http.Backends(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := bs.Backends[0].PID
+	errc := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		_, err := h.http.Detect(ctx, busJPEG(t), api.DetectOptions{})
+		errc <- err
+	}()
+	time.Sleep(300 * time.Millisecond)
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Kill(pid, syscall.SIGKILL)
+	err = <-errc
+	if !api.IsStatus(err, 503) || time.Since(start) > 10*time.Second {
+		t.Fatalf("request to a stopped plugin: %v after %s, want 503 within the stuck timeout", err, time.Since(start))
+	}
+	h.waitReady(t, time.Minute)
+	bs, _ = h.http.Backends(ctx)
+	if b := bs.Backends[0]; b.PID == pid || b.StuckKills != 1 {
+		t.Fatalf("backend after the stuck kill: %+v", b)
+	}
+	resp, err := http.Get(h.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `azaion_plugin_stuck_kills_total{plugin="onnx"} 1`) {
+		t.Fatalf("metrics lack the stuck kill:\n%s", body)
+	}
+	if _, err := h.http.Detect(ctx, busJPEG(t), api.DetectOptions{}); err != nil {
+		t.Fatalf("after the relaunch: %v", err)
+	}
+}
+
+// TestRecoverySixModels: after the plugin is killed, six models are served
+// again quickly (they reload in parallel, the most recently used first).
+func TestRecoverySixModels(t *testing.T) {
+	files := []string{"yolo11n_1280_fp32.onnx", "yolo11n_dequant_fp32.onnx", "yolo11n_int8.onnx", "yolo11n_int8_nms.onnx"}
+	h := startDaemon(t, files, func(c *config.Config) {
+		for i, f := range []string{"yolo11n_int8.onnx", "yolo11n_dequant_fp32.onnx"} { // six models in all
+			if err := os.Symlink(testenv.Model(t, f), filepath.Join(c.Paths.Models, fmt.Sprintf("copy%d.onnx", i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	ctx := context.Background()
+	ms, _ := h.http.Models(ctx)
+	if len(ms.Models) != 6 {
+		t.Fatalf("%d models, want 6", len(ms.Models))
+	}
+	if _, err := h.http.Detect(ctx, busJPEG(t), api.DetectOptions{Model: "copy1"}); err != nil {
+		t.Fatal(err)
+	}
+	bs, _ := h.http.Backends(ctx)
+	if err := syscall.Kill(bs.Backends[0].PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	// The most recently used model serves first.
+	for {
+		if _, err := h.http.Detect(ctx, busJPEG(t), api.DetectOptions{Model: "copy1"}); err == nil {
+			break
+		}
+		if time.Since(killed) > time.Minute {
+			t.Fatal("copy1 not served a minute after the crash")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	first := time.Since(killed)
+	h.waitReady(t, time.Minute)
+	all := time.Since(killed)
+	t.Logf("recovery with six models: the most recently used serves after %s, all after %s", first.Round(time.Millisecond), all.Round(time.Millisecond))
+	if all > 15*time.Second {
+		t.Errorf("recovery took %s", all)
+	}
+}

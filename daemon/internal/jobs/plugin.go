@@ -30,6 +30,8 @@ func PluginSpec(cfg *config.Config) (pluginmgr.Spec[trainer.Trainer], error) {
 		Env:      []string{env},
 		LogLevel: cfg.Log.Level,
 		TempDir:  filepath.Join(cfg.Paths.State, "tmp", "plugin-trainer"),
+		// Jobs run for hours: only the start is bounded.
+		StartTimeout: cfg.Limits.PluginStartTimeout,
 		OnStart: func(ctx context.Context, t trainer.Trainer) error {
 			info, err := t.Info(ctx)
 			if err != nil {

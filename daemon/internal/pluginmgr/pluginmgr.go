@@ -30,6 +30,10 @@ import (
 // ErrDown is returned while the plugin is not running.
 var ErrDown = errors.New("plugin is not running")
 
+// errConfig marks a launch that failed on the plugin's configuration (its
+// binary, checksum, runtime library or settings): it is retried slowly.
+var errConfig = errors.New("configuration error")
+
 // State is a plugin's lifecycle state.
 type State string
 
@@ -60,6 +64,9 @@ type Spec[T any] struct {
 	// the plugin is marked ready; the daemon reloads models here. An error
 	// kills the plugin and counts as a failed launch.
 	OnStart func(ctx context.Context, impl T) error
+	// OnReady runs (on its own goroutine) each time the plugin has become
+	// ready; ctx ends when the supervisor stops. The daemon loads models here.
+	OnReady func(ctx context.Context, impl T)
 	// Health checks a running plugin; nil disables the periodic check.
 	Health func(ctx context.Context, impl T) error
 	// HealthEvery is the health check period (default 5s); HealthTimeout
@@ -71,6 +78,16 @@ type Spec[T any] struct {
 	// MinBackoff and MaxBackoff bound the relaunch delay (defaults 250ms, 30s).
 	MinBackoff time.Duration
 	MaxBackoff time.Duration
+	// ConfigBackoff is the relaunch delay after a configuration error (a
+	// missing or tampered binary, a plugin that exits with
+	// sdk/plugin.ExitConfig); default 5m: fixing it takes a person.
+	ConfigBackoff time.Duration
+	// StartTimeout bounds OnStart (default 5m); go-plugin bounds the
+	// handshake before it to 30s.
+	StartTimeout time.Duration
+	// StuckTimeout kills and relaunches a plugin that has calls in flight
+	// (Begin) and has finished none of them for this long (0 disables).
+	StuckTimeout time.Duration
 	// LogLevel is the level given to the plugin's re-logged output.
 	LogLevel string
 	// TempDir, when set, is the plugin's private TMPDIR (mode 0700), emptied
@@ -87,12 +104,16 @@ type Status struct {
 	Restarts  int       `json:"restarts"`
 	LastError string    `json:"last_error,omitempty"`
 	Since     time.Time `json:"since"`
+	// StuckKills counts the kills of a plugin whose calls made no progress.
+	StuckKills int `json:"stuck_kills"`
+	// ConfigError is true when the last launch failed on the configuration.
+	ConfigError bool `json:"config_error,omitempty"`
 }
 
 // API returns the snapshot as the local API reports it.
 func (s Status) API() api.PluginState {
 	return api.PluginState{Name: s.Name, State: string(s.State), PID: s.PID, Restarts: s.Restarts,
-		LastError: s.LastError, Since: s.Since}
+		LastError: s.LastError, Since: s.Since, ConfigError: s.ConfigError, StuckKills: s.StuckKills}
 }
 
 // Plugin supervises one plugin process and hands out its typed client.
@@ -107,9 +128,15 @@ type Plugin[T any] struct {
 	pid      int
 	restarts int
 	lastErr  string
+	cfgErr   bool
 	since    time.Time
 	kick     chan struct{} // closed or sent to make the supervisor relaunch now
 	readyCh  chan struct{} // closed when the plugin becomes ready; replaced when it goes down
+
+	// calls in flight (Begin) and when one last finished, for StuckTimeout.
+	calls      int
+	progress   time.Time
+	stuckKills int
 }
 
 // New returns a supervisor for spec; Run starts it.
@@ -128,6 +155,12 @@ func New[T any](spec Spec[T], log *slog.Logger) *Plugin[T] {
 	}
 	if spec.MaxBackoff == 0 {
 		spec.MaxBackoff = 30 * time.Second
+	}
+	if spec.ConfigBackoff == 0 {
+		spec.ConfigBackoff = 5 * time.Minute
+	}
+	if spec.StartTimeout == 0 {
+		spec.StartTimeout = 5 * time.Minute
 	}
 	return &Plugin[T]{spec: spec, log: log.With("plugin", spec.Name), state: StateStarting,
 		since: time.Now(), kick: make(chan struct{}, 1), readyCh: make(chan struct{})}
@@ -163,7 +196,38 @@ func (p *Plugin[T]) Status() Status {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return Status{Name: p.spec.Name, State: p.state, Path: p.spec.Path, PID: p.pid,
-		Restarts: p.restarts, LastError: p.lastErr, Since: p.since}
+		Restarts: p.restarts, LastError: p.lastErr, Since: p.since, StuckKills: p.stuckKills, ConfigError: p.cfgErr}
+}
+
+// Begin records a call to the plugin that should finish in reasonable
+// time (a detection); call the returned func when it has. A plugin with
+// calls in flight that finishes none for StuckTimeout is killed.
+func (p *Plugin[T]) Begin() (done func()) {
+	p.mu.Lock()
+	if p.calls == 0 {
+		p.progress = time.Now()
+	}
+	p.calls++
+	p.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			p.mu.Lock()
+			p.calls--
+			p.progress = time.Now()
+			p.mu.Unlock()
+		})
+	}
+}
+
+// stuck reports how long calls have been in flight without progress.
+func (p *Plugin[T]) stuck() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.calls == 0 {
+		return 0
+	}
+	return time.Since(p.progress)
 }
 
 // Fail reports that a call to the plugin found it broken (connection lost).
@@ -192,31 +256,44 @@ func (p *Plugin[T]) Run(ctx context.Context) {
 		if time.Since(started) > time.Minute {
 			backoff = p.spec.MinBackoff // it ran fine for a while: start over
 		}
+		wait, cfg := backoff, errors.Is(err, errConfig)
+		if cfg {
+			wait = p.spec.ConfigBackoff
+		}
 		p.mu.Lock()
 		p.restarts++
+		p.cfgErr = cfg
 		p.mu.Unlock()
 		p.setState(StateDown, msg)
-		p.log.Warn("plugin down, relaunching", "error", msg, "backoff", backoff)
+		if cfg {
+			p.log.Error("plugin cannot start until its configuration is fixed; retrying slowly", "error", msg, "retry_in", wait)
+		} else {
+			p.log.Warn("plugin down, relaunching", "error", msg, "backoff", wait)
+		}
 		select {
 		case <-ctx.Done():
 			p.setState(StateStopped, "")
 			return
-		case <-time.After(backoff):
+		case <-time.After(wait):
+		case <-p.kick: // asked to try now (e.g. a configuration reload)
 		}
-		backoff = min(backoff*2, p.spec.MaxBackoff)
+		if !cfg {
+			backoff = min(backoff*2, p.spec.MaxBackoff)
+		}
 	}
 }
 
 // runOnce launches the plugin, waits until it dies, hangs or ctx ends, and
 // always leaves the process killed.
-func (p *Plugin[T]) runOnce(ctx context.Context) error {
+func (p *Plugin[T]) runOnce(ctx context.Context) (err error) {
 	p.setState(StateStarting, "")
 	sum, err := expectedChecksum(p.spec.Path)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %w", errConfig, err)
 	}
 	cmd := exec.Command(p.spec.Path)
 	cmd.Env = append(baseEnv(), p.spec.Env...)
+	tail := &stderrTail{}
 	if dir := p.spec.TempDir; dir != "" {
 		if err := os.RemoveAll(dir); err != nil {
 			return fmt.Errorf("plugin temp dir: %w", err)
@@ -236,12 +313,20 @@ func (p *Plugin[T]) runOnce(ctx context.Context) error {
 		SecureConfig:     &goplugin.SecureConfig{Checksum: sum, Hash: sha256.New()},
 		GRPCDialOptions:  sdkplugin.DialOptions(),
 		Logger:           newPluginLogger(p.spec.Name, p.spec.LogLevel),
-		StartTimeout:     30 * time.Second,
+		Stderr:           tail,
+		StartTimeout:     30 * time.Second, // the handshake
 	})
-	defer client.Kill()
+	defer func() {
+		if err != nil && cmd.Process != nil {
+			// A hung plugin may not answer go-plugin's graceful shutdown
+			// either: kill the process first.
+			_ = cmd.Process.Kill()
+		}
+		client.Kill()
+	}()
 	rpc, err := client.Client()
 	if err != nil {
-		return fmt.Errorf("launch %s: %w", p.spec.Path, err)
+		return launchError(p.spec.Path, err, client, cmd, tail)
 	}
 	raw, err := rpc.Dispense(p.spec.Dispense)
 	if err != nil {
@@ -260,15 +345,24 @@ func (p *Plugin[T]) runOnce(ctx context.Context) error {
 	p.mu.Unlock()
 	p.log.Info("plugin started", "pid", pid, "path", p.spec.Path)
 	if p.spec.OnStart != nil {
-		if err := p.spec.OnStart(ctx, impl); err != nil {
+		sctx, cancel := context.WithTimeout(ctx, p.spec.StartTimeout)
+		err := p.spec.OnStart(sctx, impl)
+		cancel()
+		if err != nil {
+			if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+				return fmt.Errorf("start %s: did not finish starting (loading its models) within %s: %w", p.spec.Name, p.spec.StartTimeout, err)
+			}
 			return fmt.Errorf("start %s: %w", p.spec.Name, err)
 		}
 	}
 	p.setState(StateReady, "")
-	return p.watch(ctx, client, impl)
+	if p.spec.OnReady != nil {
+		go p.spec.OnReady(ctx, impl)
+	}
+	return p.watch(ctx, client, impl, tail)
 }
 
-func (p *Plugin[T]) watch(ctx context.Context, client *goplugin.Client, impl T) error {
+func (p *Plugin[T]) watch(ctx context.Context, client *goplugin.Client, impl T, tail *stderrTail) error {
 	tick := time.NewTicker(min(p.spec.HealthEvery, 500*time.Millisecond))
 	defer tick.Stop()
 	lastHealth := time.Now()
@@ -281,7 +375,17 @@ func (p *Plugin[T]) watch(ctx context.Context, client *goplugin.Client, impl T) 
 		case <-tick.C:
 		}
 		if client.Exited() {
+			if msg := tail.lastError(); msg != "" {
+				return fmt.Errorf("plugin process exited: %s", msg)
+			}
 			return errors.New("plugin process exited")
+		}
+		if st := p.spec.StuckTimeout; st > 0 && p.stuck() > st {
+			p.mu.Lock()
+			p.stuckKills++
+			p.mu.Unlock()
+			p.log.Error("plugin stuck: calls in flight and none finished; killing it", "for", p.stuck().Round(time.Second))
+			return fmt.Errorf("plugin stuck: no call finished in %s", st)
 		}
 		if p.spec.Health == nil || time.Since(lastHealth) < p.spec.HealthEvery {
 			continue
@@ -318,7 +422,8 @@ func (p *Plugin[T]) setState(s State, lastErr string) {
 	}
 	switch {
 	case s == StateReady:
-		p.lastErr = ""
+		p.lastErr, p.cfgErr = "", false
+		p.progress = time.Now()
 		close(p.readyCh)
 	case wasReady:
 		p.readyCh = make(chan struct{})

@@ -158,3 +158,64 @@ func TestLaunchAndChecksum(t *testing.T) {
 		}
 	})
 }
+
+// TestStartAndStuck: a start that does not finish in time, and a plugin
+// whose calls make no progress, are killed and relaunched; a plugin that
+// cannot load its runtime library reports its own error and is retried
+// slowly, as a configuration error.
+func TestStartAndStuck(t *testing.T) {
+	testenv.ORTLib(t)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+
+	t.Run("start deadline", func(t *testing.T) {
+		sp := spec(t, copyPlugin(t), nil)
+		sp.StartTimeout = 300 * time.Millisecond
+		sp.OnStart = func(ctx context.Context, b backend.Backend) error { <-ctx.Done(); return ctx.Err() }
+		p := New(sp, log)
+		run(t, p)
+		st := waitState(t, p, StateDown, "did not finish starting")
+		if st.ConfigError {
+			t.Fatalf("a slow start is not a configuration error: %+v", st)
+		}
+	})
+
+	t.Run("stuck calls", func(t *testing.T) {
+		started := make(chan int, 4)
+		sp := spec(t, copyPlugin(t), started)
+		sp.StuckTimeout = 500 * time.Millisecond
+		p := New(sp, log)
+		run(t, p)
+		<-started
+		<-p.Ready()
+		first := p.Status().PID
+		p.Begin() // a call that never finishes
+		select {
+		case <-started:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("not relaunched: %+v", p.Status())
+		}
+		<-p.Ready()
+		if st := p.Status(); st.StuckKills != 1 || st.PID == first || st.Restarts != 1 {
+			t.Fatalf("after the stuck kill: %+v", st)
+		}
+	})
+
+	t.Run("missing runtime library", func(t *testing.T) {
+		sp := spec(t, copyPlugin(t), nil)
+		cfg := pluginconfig.DefaultONNX()
+		cfg.Library = filepath.Join(t.TempDir(), "no-such-libonnxruntime.so")
+		env, _ := pluginconfig.Encode(&cfg)
+		sp.Env = []string{env}
+		sp.ConfigBackoff = time.Hour
+		p := New(sp, log)
+		run(t, p)
+		st := waitState(t, p, StateDown, "no-such-libonnxruntime.so")
+		if !st.ConfigError || strings.Contains(st.LastError, "Unrecognized remote plugin message") {
+			t.Fatalf("status %+v: want the plugin's own error, as a configuration error", st)
+		}
+		time.Sleep(time.Second)
+		if st := p.Status(); st.Restarts != 1 {
+			t.Fatalf("a configuration error was retried at once: %+v", st)
+		}
+	})
+}

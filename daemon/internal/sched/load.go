@@ -11,9 +11,10 @@ import (
 	"github.com/azaion/edge/sdk/backend"
 )
 
-// LoadAll loads the models served by the named backend into b; the plugin
-// manager calls it after each (re)launch, before the backend counts as
-// ready. Models load LoadParallel at a time, the most recently used first;
+// LoadAll loads the models served by the named backend into b; the daemon
+// calls it once the backend is up after each (re)launch, so a model serves
+// as soon as it is loaded. Models load LoadParallel at a time, the most
+// recently used first (a request for one not loaded yet loads it at once);
 // with a model limit, those beyond it stay unloaded until asked for.
 // Failures are recorded per model and do not stop the others.
 func (s *Scheduler) LoadAll(ctx context.Context, backendName string, b backend.Backend) {
@@ -51,9 +52,7 @@ func (s *Scheduler) LoadAll(ctx context.Context, backendName string, b backend.B
 	for range min(s.opts.LoadParallel, max(len(mine), 1)) {
 		wg.Go(func() {
 			for e := range work {
-				lctx, cancel := context.WithTimeout(ctx, s.opts.LoadTimeout)
-				_ = s.loadEntry(lctx, e, b)
-				cancel()
+				s.loadShared(ctx, e, b)
 			}
 		})
 	}
@@ -70,6 +69,29 @@ func (s *Scheduler) LoadAll(ctx context.Context, backendName string, b backend.B
 	close(work)
 	wg.Wait()
 	s.enforceBytes(ctx, backendName, nil)
+}
+
+// loadShared loads e into b unless a load of it is already running (a
+// request asked for it), in which case it waits for that one.
+func (s *Scheduler) loadShared(ctx context.Context, e *entry, b backend.Backend) {
+	e.mu.Lock()
+	if ch := e.loading; ch != nil {
+		e.mu.Unlock()
+		<-ch
+		return
+	}
+	done := make(chan struct{})
+	e.loading = done
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		e.loading = nil
+		e.mu.Unlock()
+		close(done)
+	}()
+	lctx, cancel := context.WithTimeout(ctx, s.opts.LoadTimeout)
+	defer cancel()
+	_ = s.loadEntry(lctx, e, b)
 }
 
 // Load loads one registered model now (it waits up to LoadTimeout; the

@@ -3,8 +3,6 @@
 package main
 
 import (
-	"os"
-
 	"github.com/azaion/edge/plugins/onnx"
 	"github.com/azaion/edge/sdk/backend"
 	sdkplugin "github.com/azaion/edge/sdk/plugin"
@@ -14,13 +12,11 @@ func main() {
 	log := sdkplugin.NewLogger("onnx")
 	cfg, err := onnx.ConfigFromEnv()
 	if err != nil {
-		log.Error("bad configuration", "error", err)
-		os.Exit(1)
+		sdkplugin.Fatal(log, "bad configuration", err, true)
 	}
 	b, err := onnx.New(cfg, log)
-	if err != nil {
-		log.Error("cannot start", "error", err)
-		os.Exit(1)
+	if err != nil { // the runtime library or a requested provider: configuration
+		sdkplugin.Fatal(log, "cannot start", err, true)
 	}
 	defer b.Close()
 	backend.Serve(b, log)

@@ -3,8 +3,6 @@
 package main
 
 import (
-	"os"
-
 	"github.com/azaion/edge/plugins/trainer"
 	sdkplugin "github.com/azaion/edge/sdk/plugin"
 	"github.com/azaion/edge/sdk/pluginconfig"
@@ -15,8 +13,7 @@ func main() {
 	log := sdkplugin.NewLogger("trainer")
 	cfg := pluginconfig.DefaultTrainer()
 	if err := pluginconfig.Decode(&cfg); err != nil {
-		log.Error("bad configuration", "error", err)
-		os.Exit(1)
+		sdkplugin.Fatal(log, "bad configuration", err, true)
 	}
 	sdk.Serve(trainer.New(cfg, log), log)
 }
