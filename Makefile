@@ -14,7 +14,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/azaion/edge/sdk/version.Version=$(VERSION)
 PLUGINS := $(notdir $(wildcard plugins/*/cmd/azaion-plugin-*))
 
-.PHONY: help deps build test bench run proto clean
+.PHONY: help deps build test bench fuzz run proto clean
 help: ## list the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z0-9_.-]+:.*## /{printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
@@ -33,6 +33,9 @@ test: deps build ## run every test (starts RabbitMQ and an S3 server for the run
 
 bench: deps build ## run the benchmarks; prints figures and ratios measured in one run
 	@scripts/with-services.sh scripts/bench.sh
+
+fuzz: ## run each fuzz target for FUZZTIME (default 1m); not part of `make test`
+	@scripts/fuzz.sh
 
 run: deps build ## serve the models in ./models in the foreground (Ctrl-C stops)
 	@mkdir -p models .cache/state

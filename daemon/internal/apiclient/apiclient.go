@@ -47,6 +47,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 	"sync"
 	"time"
 
@@ -195,18 +197,27 @@ func (c *Client) login(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("login: %w", err)
 	}
+	tok, err := parseLogin(b)
+	if err != nil {
+		return "", fmt.Errorf("login: %w", err)
+	}
+	c.mu.Lock()
+	c.token = tok
+	c.mu.Unlock()
+	return tok, nil
+}
+
+// parseLogin reads the token from a login response ({"token": JWT}).
+func parseLogin(b []byte) (string, error) {
 	var out struct {
 		Token string `json:"token"`
 	}
 	if err := json.Unmarshal(b, &out); err != nil {
-		return "", fmt.Errorf("login: %w: %v", ErrInvalidResponse, err)
+		return "", fmt.Errorf("%w: %v", ErrInvalidResponse, err)
 	}
 	if !looksLikeJWT(out.Token) {
-		return "", fmt.Errorf("login: %w: the token is not a JWT", ErrInvalidResponse)
+		return "", fmt.Errorf("%w: the token is not a JWT", ErrInvalidResponse)
 	}
-	c.mu.Lock()
-	c.token = out.Token
-	c.mu.Unlock()
 	return out.Token, nil
 }
 
@@ -392,9 +403,12 @@ func backoff(attempt int, base, maxd time.Duration) time.Duration {
 	return time.Duration(rand.Int64N(int64(d))) + time.Millisecond
 }
 
+// sanitize replaces control characters (C0, DEL, C1, and the bidirectional
+// overrides) in text from the API, so it cannot forge log lines or drive a
+// terminal.
 func sanitize(s string) string {
 	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
+		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) || r == utf8.RuneError {
 			return ' '
 		}
 		return r

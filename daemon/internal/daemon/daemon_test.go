@@ -582,3 +582,50 @@ func TestRecoverySixModels(t *testing.T) {
 		t.Errorf("recovery took %s", all)
 	}
 }
+
+// TestModelLifecycle: with room for one model, a request for the other
+// loads it and unloads the first; /v1/models shows the states, memory and
+// last use; the load and unload routes work through the API.
+func TestModelLifecycle(t *testing.T) {
+	h := startDaemon(t, []string{"yolo11n_int8.onnx", "yolo11n_int8_nms.onnx"}, func(c *config.Config) {
+		c.ONNX.MaxLoadedModels = 1
+	})
+	ctx := context.Background()
+	state := func() map[string]api.Model {
+		ms, err := h.http.Models(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]api.Model{}
+		for _, m := range ms.Models {
+			out[m.Name] = m
+		}
+		return out
+	}
+	for _, name := range []string{"yolo11n_int8", "yolo11n_int8_nms"} {
+		res, err := h.http.Detect(ctx, busJPEG(t), api.DetectOptions{Model: name})
+		if err != nil {
+			t.Fatalf("detect with %s: %v", name, err)
+		}
+		yolotest.Match(t, yolotest.FromAPI(res.Detections), ref(t, name))
+		st := state()
+		other := map[string]string{"yolo11n_int8": "yolo11n_int8_nms", "yolo11n_int8_nms": "yolo11n_int8"}[name]
+		if m := st[name]; m.State != "ready" || m.Bytes <= 0 || m.LastUsed == nil {
+			t.Fatalf("%s after use: %+v", name, m)
+		}
+		if st[other].State != "unloaded" {
+			t.Fatalf("%s with %s loaded: %+v, want unloaded", other, name, st[other])
+		}
+	}
+	m, err := h.http.UnloadModel(ctx, "yolo11n_int8_nms")
+	if err != nil || m.State != "unloaded" {
+		t.Fatalf("unload: %+v %v", m, err)
+	}
+	if m, err = h.http.LoadModel(ctx, "yolo11n_int8"); err != nil || m.State != "ready" {
+		t.Fatalf("load: %+v %v", m, err)
+	}
+	if _, err := h.http.LoadModel(ctx, "nope"); !api.IsStatus(err, 404) {
+		t.Fatalf("load of an unknown model: %v", err)
+	}
+	h.waitReady(t, 10*time.Second) // an unloaded model does not make the daemon unready
+}
