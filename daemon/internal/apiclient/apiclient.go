@@ -47,10 +47,10 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/azaion/edge/daemon/internal/keys"
 )
