@@ -17,7 +17,9 @@
 // Downloads are ranged and resumable: when the connection breaks, Download
 // asks again for "bytes=N-" from the first byte it does not have yet, with
 // exponential backoff and jitter, and gives up only after MaxAttempts failures
-// in a row without progress.
+// in a row without progress. A resume at the object's end (416 to
+// "bytes=<size>-") is done, not a failure; a server that ignores Range and
+// sends the whole object again has the bytes already held skipped.
 package cdn
 
 import (
@@ -174,6 +176,12 @@ var ErrNotFound = errors.New("not found on the CDN")
 // ErrAccess: the CDN refused the credentials.
 var ErrAccess = errors.New("the CDN refused the credentials")
 
+// ErrBeyondEnd: a resume offset lies beyond the end of the object.
+var ErrBeyondEnd = errors.New("resume offset beyond the end of the object")
+
+// ErrSizeChanged: the object's size is not the one expected.
+var ErrSizeChanged = errors.New("the object's size changed")
+
 // classify turns permanent S3 errors into ErrNotFound / ErrAccess.
 func classify(err error) error {
 	var ae smithy.APIError
@@ -183,8 +191,6 @@ func classify(err error) error {
 			return fmt.Errorf("%w: %s", ErrNotFound, ae.ErrorCode())
 		case "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden", "XAdminUserNotFound":
 			return fmt.Errorf("%w: %s", ErrAccess, ae.ErrorCode())
-		case "InvalidRange":
-			return err
 		}
 	}
 	var re *awshttp.ResponseError
@@ -271,8 +277,18 @@ func (t *trackingWriter) Write(p []byte) (int, error) {
 // Download writes the object at key to w from opt.Offset on, resuming with
 // ranged requests after interruptions. It returns the object's total size.
 // An error from w stops it at once.
+//
+// A resume at the object's end (every byte arrived earlier, e.g. before a
+// crash) fetches nothing: the CDN's 416 answer to "bytes=<size>-" is checked
+// against the object's size and means done. An offset beyond the end is
+// refused with ErrBeyondEnd. A server that ignores Range and answers 200
+// with the whole object has the bytes already held skipped. Every response
+// body is closed before the next request.
 func (r *Reader) Download(ctx context.Context, key string, w io.Writer, opt DownloadOptions) (int64, error) {
 	pos, total := opt.Offset, opt.Size
+	if total > 0 && pos > total {
+		return 0, fmt.Errorf("download %s: %w: offset %d, the object has %d bytes", key, ErrBeyondEnd, pos, total)
+	}
 	tw := &trackingWriter{w: w}
 	tw.fn = func(n int64) {
 		if opt.Progress != nil {
@@ -284,40 +300,23 @@ func (r *Reader) Download(ctx context.Context, key string, w io.Writer, opt Down
 		if total > 0 && pos == total {
 			return total, nil
 		}
-		in := &s3.GetObjectInput{Bucket: &r.cfg.Bucket, Key: &key}
-		if pos > 0 {
-			in.Range = aws.String("bytes=" + strconv.FormatInt(pos, 10) + "-")
-		}
 		if opt.OnRequest != nil {
 			opt.OnRequest(pos)
 		}
-		out, err := r.s3.GetObject(ctx, in)
+		tw.n = 0
+		err := r.fetch(ctx, key, pos, &total, tw)
+		pos += tw.n
+		if tw.err != nil {
+			return 0, fmt.Errorf("download %s: %w", key, tw.err)
+		}
 		if err == nil {
-			var size int64
-			size, err = objectSize(out, pos)
-			if err == nil && total > 0 && size != total {
-				out.Body.Close()
-				return 0, fmt.Errorf("download %s: the CDN has %d bytes, expected %d", key, size, total)
-			}
-			if err == nil {
-				total = size
-				tw.n = 0
-				_, err = io.Copy(tw, io.LimitReader(out.Body, total-pos))
-				out.Body.Close()
-				pos += tw.n
-				if tw.err != nil {
-					return 0, fmt.Errorf("download %s: %w", key, tw.err)
-				}
-				if err == nil && pos < total {
-					err = io.ErrUnexpectedEOF
-				}
-				if err == nil {
-					return total, nil
-				}
-				if tw.n > 0 {
-					failures = 0 // progress was made
-				}
-			}
+			return total, nil
+		}
+		if errors.Is(err, ErrBeyondEnd) || errors.Is(err, ErrSizeChanged) {
+			return 0, fmt.Errorf("download %s: %w", key, err)
+		}
+		if tw.n > 0 {
+			failures = 0 // progress was made
 		}
 		if ctx.Err() != nil {
 			return 0, ctx.Err()
@@ -345,24 +344,107 @@ func (r *Reader) Download(ctx context.Context, key string, w io.Writer, opt Down
 	}
 }
 
-// objectSize returns the total object size from a GetObject answer and
-// checks that a ranged answer starts at pos.
-func objectSize(out *s3.GetObjectOutput, pos int64) (int64, error) {
-	if pos == 0 && out.ContentRange == nil {
-		if out.ContentLength == nil || *out.ContentLength < 0 {
-			return 0, errors.New("no content length")
+// fetch makes one GET of key from byte pos on and copies the answer to tw
+// (tw.n counts the new bytes written). *total is the object's size when
+// known (0 when not yet): an answer with another size is refused, and the
+// first answer sets it. It returns nil once the object's last byte is
+// written. The response body is always closed.
+func (r *Reader) fetch(ctx context.Context, key string, pos int64, total *int64, tw *trackingWriter) error {
+	in := &s3.GetObjectInput{Bucket: &r.cfg.Bucket, Key: &key}
+	if pos > 0 {
+		in.Range = aws.String("bytes=" + strconv.FormatInt(pos, 10) + "-")
+	}
+	out, err := r.s3.GetObject(ctx, in)
+	if err != nil {
+		if pos > 0 && isInvalidRange(err) {
+			return r.atEnd(ctx, key, pos, total)
 		}
-		return *out.ContentLength, nil
+		return err
+	}
+	defer out.Body.Close()
+	size, skip, err := objectSize(out, pos)
+	if err != nil {
+		return err
+	}
+	if err := sameSize(size, total); err != nil {
+		return err
+	}
+	if skip > 0 {
+		// The server ignored Range and sends the whole object: skip what
+		// is already held.
+		if n, err := io.CopyN(io.Discard, out.Body, skip); err != nil {
+			return fmt.Errorf("skipping the %d bytes already held (the server ignores Range): %w after %d", skip, err, n)
+		}
+	}
+	_, err = io.Copy(tw, io.LimitReader(out.Body, size-pos))
+	if tw.err != nil {
+		return tw.err
+	}
+	if err == nil && pos+tw.n < size {
+		err = io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// sameSize checks an answer's object size against the one known (0: none
+// yet, which it sets).
+func sameSize(size int64, total *int64) error {
+	if *total > 0 && size != *total {
+		return fmt.Errorf("%w: the CDN has %d bytes, expected %d", ErrSizeChanged, size, *total)
+	}
+	*total = size
+	return nil
+}
+
+// atEnd answers a 416 to "bytes=pos-": the object ends at or before pos.
+// When it has exactly pos bytes, every byte is already held (nil).
+func (r *Reader) atEnd(ctx context.Context, key string, pos int64, total *int64) error {
+	size, err := r.Size(ctx, key)
+	if err != nil {
+		return err
+	}
+	if err := sameSize(size, total); err != nil {
+		return err
+	}
+	if size == pos {
+		return nil
+	}
+	return fmt.Errorf("%w: offset %d, the object has %d bytes", ErrBeyondEnd, pos, size)
+}
+
+func isInvalidRange(err error) bool {
+	var ae smithy.APIError
+	if errors.As(err, &ae) && ae.ErrorCode() == "InvalidRange" {
+		return true
+	}
+	var re *awshttp.ResponseError
+	return errors.As(err, &re) && re.HTTPStatusCode() == http.StatusRequestedRangeNotSatisfiable
+}
+
+// objectSize returns the total object size from a GetObject answer and how
+// many leading bytes of the body to skip: a ranged answer must start at
+// pos; a whole-object answer to a ranged request (a server that ignores
+// Range) has the first pos bytes skipped.
+func objectSize(out *s3.GetObjectOutput, pos int64) (size, skip int64, err error) {
+	if out.ContentRange == nil {
+		if out.ContentLength == nil || *out.ContentLength < 0 {
+			return 0, 0, errors.New("no content length")
+		}
+		size = *out.ContentLength
+		if size < pos {
+			return 0, 0, fmt.Errorf("%w: offset %d, the object has %d bytes", ErrBeyondEnd, pos, size)
+		}
+		return size, pos, nil
 	}
 	cr := aws.ToString(out.ContentRange) // "bytes START-END/TOTAL"
-	var start, end, size int64
+	var start, end int64
 	if _, err := fmt.Sscanf(cr, "bytes %d-%d/%d", &start, &end, &size); err != nil {
-		return 0, fmt.Errorf("bad Content-Range %q", cr)
+		return 0, 0, fmt.Errorf("bad Content-Range %q", cr)
 	}
 	if start != pos || end >= size || size < 0 {
-		return 0, fmt.Errorf("Content-Range %q does not start at %d", cr, pos)
+		return 0, 0, fmt.Errorf("Content-Range %q does not start at %d", cr, pos)
 	}
-	return size, nil
+	return size, 0, nil
 }
 
 // Writer uploads objects with the write credentials.

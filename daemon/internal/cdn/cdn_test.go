@@ -9,9 +9,13 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -242,5 +246,129 @@ func TestResumeAfterCut(t *testing.T) {
 	}
 	if !resumed {
 		t.Fatalf("no request resumed in the middle: %v", reqs)
+	}
+}
+
+// TestResumeComplete: a download that got every byte but was not committed
+// (a crash between the last byte and the commit) resumes with nothing left
+// to fetch: the CDN answers the "bytes=<size>-" request with 416, which
+// means "done", not a permanent failure. A resume beyond the object's end
+// is refused with an error that says so.
+func TestResumeComplete(t *testing.T) {
+	cfg, cred := shared(t)
+	ctx := context.Background()
+	w, _ := cdn.NewWriter(cfg, cred)
+	if err := w.EnsureBucket(ctx); err != nil {
+		t.Fatal(err)
+	}
+	data := random(100 << 10)
+	if err := w.Upload(ctx, "complete", bytes.NewReader(data), int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := cdn.NewReader(cfg, cred)
+	var buf bytes.Buffer
+	var starts []int64
+	n, err := r.Download(ctx, "complete", &buf, cdn.DownloadOptions{Offset: int64(len(data)),
+		OnRequest: func(s int64) { starts = append(starts, s) }})
+	if err != nil || n != int64(len(data)) || buf.Len() != 0 {
+		t.Fatalf("resume of a complete download: size %d, wrote %d, err %v (requests from %v)", n, buf.Len(), err, starts)
+	}
+	_, err = r.Download(ctx, "complete", &buf, cdn.DownloadOptions{Offset: int64(len(data)) + 10})
+	if !errors.Is(err, cdn.ErrBeyondEnd) || buf.Len() != 0 {
+		t.Fatalf("resume beyond the end: %v", err)
+	}
+	_, err = r.Download(ctx, "complete", &buf, cdn.DownloadOptions{Offset: 10, Size: 5})
+	if !errors.Is(err, cdn.ErrBeyondEnd) || buf.Len() != 0 {
+		t.Fatalf("offset beyond the expected size: %v", err)
+	}
+}
+
+// rangeIgnorer is an S3-shaped server that ignores Range: every GET answers
+// 200 with the whole object (as some misbehaving CDN front ends do), and the
+// first one is cut after cutAt bytes. It counts the handlers still running:
+// a response body the client neither reads to the end nor closes keeps its
+// handler blocked in Write.
+type rangeIgnorer struct {
+	data   []byte
+	cutAt  int
+	mu     sync.Mutex
+	gets   int
+	ranges []string
+	active sync.WaitGroup
+	live   atomic.Int32
+}
+
+func (s *rangeIgnorer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.active.Add(1)
+	s.live.Add(1)
+	defer s.active.Done()
+	defer s.live.Add(-1)
+	w.Header().Set("Content-Length", strconv.Itoa(len(s.data)))
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Last-Modified", time.Now().UTC().Format(http.TimeFormat))
+	if r.Method == http.MethodHead {
+		return
+	}
+	s.mu.Lock()
+	s.gets++
+	first := s.gets == 1
+	s.ranges = append(s.ranges, r.Header.Get("Range"))
+	s.mu.Unlock()
+	w.WriteHeader(http.StatusOK)
+	body := s.data
+	if first {
+		body = body[:s.cutAt]
+	}
+	for len(body) > 0 {
+		n := min(len(body), 64<<10)
+		if _, err := w.Write(body[:n]); err != nil {
+			return
+		}
+		body = body[n:]
+	}
+	if first { // cut the connection in the middle of the body
+		w.(http.Flusher).Flush()
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+	}
+}
+
+// TestServerIgnoresRange: after an interruption the resumed request's Range
+// is ignored and the whole object comes again with 200; Download skips the
+// bytes it already has instead of failing, and every response body is
+// closed (no handler is left blocked writing to an abandoned connection).
+func TestServerIgnoresRange(t *testing.T) {
+	data := random(24 << 20)
+	s := &rangeIgnorer{data: data, cutAt: 5 << 20}
+	srv := httptest.NewServer(s)
+	defer func() { srv.CloseClientConnections(); srv.Close() }()
+	r, err := cdn.NewReader(cdn.Config{Endpoint: srv.URL, Bucket: "b", BaseDelay: time.Millisecond, MaxAttempts: 4},
+		cdn.Credentials{KeyID: "k", Secret: "s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.New()
+	var last int64
+	n, err := r.Download(context.Background(), "big", h, cdn.DownloadOptions{Progress: func(done, _ int64) { last = done }})
+	done := make(chan struct{})
+	go func() { s.active.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%d response bodies were never closed (handlers still writing)", s.live.Load())
+	}
+	if err != nil || n != int64(len(data)) {
+		t.Fatalf("download: %d bytes, %v (requests: %d, ranges %q)", n, err, s.gets, s.ranges)
+	}
+	if [32]byte(h.Sum(nil)) != sha256.Sum256(data) {
+		t.Fatal("downloaded bytes differ from the object")
+	}
+	if last != int64(len(data)) {
+		t.Fatalf("progress ended at %d of %d", last, len(data))
+	}
+	if s.gets < 2 || s.ranges[1] == "" {
+		t.Fatalf("expected a resumed, ranged request; ranges %q", s.ranges)
 	}
 }
