@@ -28,6 +28,9 @@ const (
 	PullCached    = "cached"    // the version was already in the local store
 	PullLoaded    = "loaded"    // the model was handed to its backend
 	PullFailed    = "failed"    // Error says why; nothing was loaded
+	// PullDiscarded: the stored copy failed verification (Error says why)
+	// and was removed; it is fetched again.
+	PullDiscarded = "discarded"
 )
 
 // ModelPullProgress is one line of the NDJSON stream POST /v1/models/pull
@@ -42,7 +45,7 @@ type ModelPullProgress struct {
 	// Completed and Total count bytes of the part being fetched.
 	Completed int64 `json:"completed,omitempty"`
 	Total     int64 `json:"total,omitempty"`
-	// Error says what failed (Stage "failed").
+	// Error says what failed (Stage "failed", or "discarded").
 	Error string `json:"error,omitempty"`
 }
 

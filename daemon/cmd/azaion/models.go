@@ -319,6 +319,7 @@ var pullStageText = map[string]string{
 	api.PullStored:    "stored encrypted",
 	api.PullCached:    "already in the local store",
 	api.PullLoaded:    "loaded",
+	api.PullDiscarded: "the stored copy failed verification; discarded it, pulling again",
 }
 
 func (b *pullBar) update(p api.ModelPullProgress) {
@@ -343,6 +344,10 @@ func (b *pullBar) update(p api.ModelPullProgress) {
 	}
 	b.done()
 	b.stage = p.Stage
+	if p.Stage == api.PullDiscarded {
+		fmt.Fprintf(b.w, "%s:%s %s (%s)\n", p.Name, p.Version, pullStageText[p.Stage], p.Error)
+		return
+	}
 	fmt.Fprintf(b.w, "%s:%s %s\n", p.Name, p.Version, pullStageText[p.Stage])
 }
 

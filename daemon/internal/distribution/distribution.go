@@ -130,10 +130,12 @@ type Pulled struct {
 
 // Pull fetches name:version (version "" = latest on the CDN), verifies it
 // while it downloads, stores the encrypted parts and returns the plaintext in
-// memory. A version already in the store is loaded from it. An interrupted
-// download resumes where it stopped (even in a later Pull). On any
-// verification error nothing is stored or returned, and the error says which
-// part failed.
+// memory. A version already in the store is loaded from it; a stored copy
+// that fails verification is discarded (reported as api.PullDiscarded) and
+// fetched again. An interrupted download resumes where it stopped (even in
+// a later Pull, and with nothing left to fetch when every byte had arrived).
+// On any verification error nothing is stored or returned, and the error
+// says which part failed.
 func (s *Service) Pull(ctx context.Context, name, version string, progress func(api.ModelPullProgress)) (*Pulled, error) {
 	report := func(p api.ModelPullProgress) {
 		if progress != nil {
@@ -163,11 +165,19 @@ func (s *Service) Pull(ctx context.Context, name, version string, progress func(
 	defer unlock()
 	if _, err := s.Store.Manifest(name, version); err == nil {
 		m, err := s.Store.Load(name, version, s.Keys)
-		if err != nil {
+		if err == nil {
+			report(api.ModelPullProgress{Stage: api.PullCached})
+			return &Pulled{Manifest: &m.Manifest, Bytes: m.Bytes, Cached: true}, nil
+		}
+		if !errors.Is(err, modelstore.ErrDamaged) {
 			return nil, err
 		}
-		report(api.ModelPullProgress{Stage: api.PullCached})
-		return &Pulled{Manifest: &m.Manifest, Bytes: m.Bytes, Cached: true}, nil
+		// A copy that fails verification never loads again: fetch it anew.
+		s.log().Warn("the stored copy failed verification; discarding it and pulling again", "model", id, "error", err)
+		report(api.ModelPullProgress{Stage: api.PullDiscarded, Error: err.Error()})
+		if err := s.Store.Remove(name, version); err != nil {
+			return nil, fmt.Errorf("pull %s: discard the damaged stored copy: %w", id, err)
+		}
 	}
 
 	key, err := s.Keys.Key(modelstore.KeyAccount)
@@ -203,9 +213,16 @@ func (s *Service) Pull(ctx context.Context, name, version string, progress func(
 		return nil, err
 	}
 	o := sp.NewOpener()
+	total := sp.Header.BigSize
 	if w.Offset() > 0 {
-		// Resume: feed what an earlier attempt stored through the verifier.
-		if _, err := io.Copy(o, w.Partial()); err != nil {
+		// Resume: feed what an earlier attempt stored through the verifier
+		// (all of it when only the commit was missing: then nothing is
+		// fetched).
+		_, err := io.Copy(o, w.Partial())
+		if err == nil && w.Offset() > total {
+			err = fmt.Errorf("%d bytes, the big part has %d", w.Offset(), total)
+		}
+		if err != nil {
 			s.log().Warn("discarding a partial download that does not match", "model", id, "error", err)
 			if err := w.Restart(); err != nil {
 				w.Abort(false)
@@ -214,12 +231,12 @@ func (s *Service) Pull(ctx context.Context, name, version string, progress func(
 			o = sp.NewOpener()
 		}
 	}
-	total := sp.Header.BigSize
 	// Network reads on this goroutine; HMAC and the store write on the pipe's.
 	tDownload := time.Now()
 	pipe := newPipeWriter(io.MultiWriter(o, w.Big()))
 	_, err = s.CDN.Download(ctx, BigKey(name, version), pipe, cdn.DownloadOptions{
 		Offset:    w.Offset(),
+		Size:      total,
 		OnRequest: s.OnRequest,
 		Progress: func(done, _ int64) {
 			report(api.ModelPullProgress{Stage: api.PullBig, Completed: done, Total: total})

@@ -434,3 +434,97 @@ func TestConcurrentPulls(t *testing.T) {
 		t.Fatalf("store holds %d versions", len(list))
 	}
 }
+
+// TestResumeComplete: a pull that crashed between the last byte and the
+// commit (big.part holds the whole big part) verifies what is there and
+// commits without fetching anything; a big.part longer than the big part
+// is discarded and fetched again.
+func TestResumeComplete(t *testing.T) {
+	e := newEnv(t)
+	orig := e.publish(t, "complete", "1")
+	big := e.bigPart(t, "complete", "1")
+	for _, tc := range []struct {
+		name   string
+		held   []byte
+		starts []int64
+	}{
+		{"every byte held", big, nil},
+		{"more bytes than the big part", append(bytes.Clone(big), "trailing"...), []int64{0}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			edge := e.edge(t, alice, e.hw)
+			w, err := edge.Store.Create("complete", "1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.Big().Write(tc.held)
+			w.Abort(true)
+			var starts []int64
+			edge.OnRequest = func(s int64) { starts = append(starts, s) }
+			got, err := edge.Pull(context.Background(), "complete", "1", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got.Bytes, orig) {
+				t.Fatal("pulled model differs")
+			}
+			if fmt.Sprint(starts) != fmt.Sprint(tc.starts) {
+				t.Fatalf("CDN requests started at %v, want %v", starts, tc.starts)
+			}
+			if m, err := edge.Store.Load("complete", "1", edge.Keys); err != nil || !bytes.Equal(m.Bytes, orig) {
+				t.Fatalf("load after the pull: %v", err)
+			}
+		})
+	}
+}
+
+// TestDamagedCopyPulledAgain: a stored version that fails verification is
+// discarded by the next pull, which says so and fetches it again.
+func TestDamagedCopyPulledAgain(t *testing.T) {
+	e := newEnv(t)
+	orig := e.publish(t, "damaged", "1")
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		damage func(dir string)
+		want   string
+	}{
+		{"flipped byte in big.bin", func(dir string) {
+			mutateFile(t, filepath.Join(dir, modelstore.BigFile), func(b []byte) []byte { return flip(b, len(b)/3) })
+		}, "authentication failed"},
+		{"truncated small.enc", func(dir string) {
+			mutateFile(t, filepath.Join(dir, modelstore.SmallFile), func(b []byte) []byte { return b[:len(b)/2] })
+		}, "small part"},
+		{"big.bin missing", func(dir string) { os.Remove(filepath.Join(dir, modelstore.BigFile)) }, "big part"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			edge := e.edge(t, alice, e.hw)
+			if _, err := edge.Pull(ctx, "damaged", "1", nil); err != nil {
+				t.Fatal(err)
+			}
+			tc.damage(filepath.Join(edge.Store.Root(), "damaged", "1"))
+			if _, err := edge.Store.Load("damaged", "1", edge.Keys); !errors.Is(err, modelstore.ErrDamaged) {
+				t.Fatalf("load of the damaged copy: %v, want ErrDamaged", err)
+			}
+			var discarded []api.ModelPullProgress
+			got, err := edge.Pull(ctx, "damaged", "1", func(p api.ModelPullProgress) {
+				if p.Stage == api.PullDiscarded {
+					discarded = append(discarded, p)
+				}
+			})
+			if err != nil {
+				t.Fatalf("pull after the damage: %v", err)
+			}
+			if got.Cached || !bytes.Equal(got.Bytes, orig) {
+				t.Fatalf("pull after the damage: cached %v, same bytes %v", got.Cached, bytes.Equal(got.Bytes, orig))
+			}
+			if len(discarded) != 1 || !strings.Contains(discarded[0].Error, tc.want) {
+				t.Fatalf("discarded reports %+v, want one saying %q", discarded, tc.want)
+			}
+			again, err := edge.Pull(ctx, "damaged", "1", nil)
+			if err != nil || !again.Cached || !bytes.Equal(again.Bytes, orig) {
+				t.Fatalf("pull of the fetched-again copy: %v", err)
+			}
+		})
+	}
+}

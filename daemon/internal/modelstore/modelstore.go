@@ -48,6 +48,18 @@ const (
 // ErrNotFound: the store has no such model.
 var ErrNotFound = errors.New("model not in the local store")
 
+// ErrDamaged marks a Load error caused by the stored files themselves (a
+// part missing, modified, truncated or swapped, or sealed for another
+// machine or other credentials), as opposed to a missing key: that copy
+// can never load again and should be discarded and fetched anew.
+var ErrDamaged = errors.New("stored copy is damaged")
+
+// damaged adds ErrDamaged to err's chain without changing its message.
+type damaged struct{ err error }
+
+func (e damaged) Error() string   { return e.err.Error() }
+func (e damaged) Unwrap() []error { return []error{e.err, ErrDamaged} }
+
 // Manifest describes a stored model. It holds nothing secret.
 type Manifest struct {
 	// Name and Version identify the model.
@@ -218,17 +230,28 @@ func (m *Model) Reader() io.Reader { return bytes.NewReader(m.Bytes) }
 // Load verifies and decrypts a stored model in memory with the key of its
 // manifest's kind from kr. Errors say which part failed and why (another
 // machine, other credentials, a modified or truncated part, parts of
-// different models).
+// different models); those caused by the stored files carry ErrDamaged.
 func (s *Store) Load(name, version string, kr Keyring) (*Model, error) {
 	m, err := s.Manifest(name, version)
 	if err != nil {
 		return nil, err
 	}
-	d, _ := s.dir(name, version)
 	key, err := kr.Key(m.Key)
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", m.ID(), err)
 	}
+	md, err := s.load(m, key)
+	if err != nil && !errors.Is(err, errUpgrade) {
+		return nil, damaged{err}
+	}
+	return md, err
+}
+
+// errUpgrade marks a failure to rewrite an old envelope (not damage).
+var errUpgrade = errors.New("upgrade the small part's envelope")
+
+func (s *Store) load(m *Manifest, key keys.Key) (*Model, error) {
+	d, _ := s.dir(m.Name, m.Version)
 	env, err := os.ReadFile(filepath.Join(d, SmallFile))
 	if err != nil {
 		return nil, fmt.Errorf("load %s: small part: %w", m.ID(), err)
@@ -242,7 +265,7 @@ func (s *Store) Load(name, version string, kr Keyring) (*Model, error) {
 		// An old envelope carries a credential check that allows offline
 		// password guessing: seal the small part anew in the current format.
 		if err := upgradeEnvelope(filepath.Join(d, SmallFile), key, small); err != nil {
-			return nil, fmt.Errorf("load %s: upgrade the small part's envelope: %w", m.ID(), err)
+			return nil, fmt.Errorf("load %s: %w: %w", m.ID(), errUpgrade, err)
 		}
 	}
 	sp, err := container.ParseSmall(small)
