@@ -8,7 +8,11 @@
 // A version folder without manifest.json is incomplete (a download in
 // progress or interrupted: big.part holds what arrived so far, and a later
 // pull resumes from it). Every file is written to a temporary name, synced
-// and renamed; the manifest is written last.
+// and renamed; the manifest is written last. Import builds the whole version
+// folder under <state>/models/~staging/ and renames it into place (swapping
+// it with the version it replaces), and Remove renames a version out before
+// deleting it, so a crash never leaves a half-written or half-removed
+// version; Load reads all of a version's files from one folder handle.
 package modelstore
 
 import (
@@ -119,12 +123,54 @@ type Store struct {
 	root string
 }
 
-// Open returns the store at root (<state>/models), creating it (mode 0700).
+// stagingDir is the folder under the store's root where Import builds a
+// version and Remove puts one before deleting it. Its name is not a valid
+// model name, so it never shows as a model.
+const stagingDir = "~staging"
+
+// staleAfter is how old a staging entry must be before Open removes it
+// (what a crash left behind; a younger one may belong to an import running
+// in another process).
+const staleAfter = time.Hour
+
+// Open returns the store at root (<state>/models), creating it (mode 0700),
+// and removes what a crash left in its staging folder.
 func Open(root string) (*Store, error) {
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		return nil, fmt.Errorf("model store: %w", err)
 	}
+	if ents, err := os.ReadDir(filepath.Join(root, stagingDir)); err == nil {
+		for _, e := range ents {
+			if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > staleAfter {
+				os.RemoveAll(filepath.Join(root, stagingDir, e.Name()))
+			}
+		}
+	}
 	return &Store{root: root}, nil
+}
+
+// stage makes a fresh folder in the staging folder (created on first use).
+func (s *Store) stage(prefix string) (string, error) {
+	if err := os.MkdirAll(filepath.Join(s.root, stagingDir), 0o700); err != nil {
+		return "", fmt.Errorf("model store: %w", err)
+	}
+	d, err := os.MkdirTemp(filepath.Join(s.root, stagingDir), prefix)
+	if err != nil {
+		return "", fmt.Errorf("model store: %w", err)
+	}
+	return d, nil
+}
+
+// testHook, when set by a test, runs between the steps of Import (after
+// "staged": the new version is complete in the staging folder; after
+// "swapped": it is in place) and Remove ("moved"); an error aborts there.
+var testHook func(step string) error
+
+func hook(step string) error {
+	if testHook != nil {
+		return testHook(step)
+	}
+	return nil
 }
 
 // Root returns the store's folder.
@@ -144,11 +190,16 @@ func (s *Store) Manifest(name, version string) (*Manifest, error) {
 		return nil, err
 	}
 	b, err := os.ReadFile(filepath.Join(d, ManifestFile))
-	if errors.Is(err, os.ErrNotExist) {
+	return parseManifest(b, err, name, version)
+}
+
+// parseManifest decodes a manifest read (with error readErr) for name:version.
+func parseManifest(b []byte, readErr error, name, version string) (*Manifest, error) {
+	if errors.Is(readErr, os.ErrNotExist) {
 		return nil, fmt.Errorf("%s:%s: %w", name, version, ErrNotFound)
 	}
-	if err != nil {
-		return nil, err
+	if readErr != nil {
+		return nil, readErr
 	}
 	var m Manifest
 	if err := json.Unmarshal(b, &m); err != nil {
@@ -208,13 +259,36 @@ func (s *Store) Latest(name string) (string, error) {
 	return best, nil
 }
 
-// Remove deletes a stored model (complete or partial).
+// Remove deletes a stored model (complete or partial). The version folder
+// is first renamed out of place, so that a crash never leaves part of it.
 func (s *Store) Remove(name, version string) error {
 	d, err := s.dir(name, version)
 	if err != nil {
 		return err
 	}
-	return os.RemoveAll(d)
+	if _, err := os.Stat(d); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	tmp, err := s.stage("removed-" + name + "-" + version + "-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	gone := filepath.Join(tmp, "v")
+	if err := os.Rename(d, gone); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("model store: remove %s:%s: %w", name, version, err)
+	}
+	if err := atomicfile.SyncDir(filepath.Dir(d)); err != nil {
+		return fmt.Errorf("model store: %w", err)
+	}
+	if err := hook("moved"); err != nil {
+		return err
+	}
+	os.Remove(filepath.Dir(d)) // the name folder, when now empty
+	return nil
 }
 
 // Model is a decrypted model, in memory only.
@@ -232,7 +306,22 @@ func (m *Model) Reader() io.Reader { return bytes.NewReader(m.Bytes) }
 // machine, other credentials, a modified or truncated part, parts of
 // different models); those caused by the stored files carry ErrDamaged.
 func (s *Store) Load(name, version string, kr Keyring) (*Model, error) {
-	m, err := s.Manifest(name, version)
+	d, err := s.dir(name, version)
+	if err != nil {
+		return nil, err
+	}
+	// One handle on the folder: a version swapped in meanwhile (Import)
+	// does not mix its files with this one's.
+	root, err := os.OpenRoot(d)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%s:%s: %w", name, version, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("model store: %w", err)
+	}
+	defer root.Close()
+	b, err := root.ReadFile(ManifestFile)
+	m, err := parseManifest(b, err, name, version)
 	if err != nil {
 		return nil, err
 	}
@@ -240,7 +329,7 @@ func (s *Store) Load(name, version string, kr Keyring) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", m.ID(), err)
 	}
-	md, err := s.load(m, key)
+	md, err := load(root, filepath.Join(d, SmallFile), m, key)
 	if err != nil && !errors.Is(err, errUpgrade) {
 		return nil, damaged{err}
 	}
@@ -250,9 +339,10 @@ func (s *Store) Load(name, version string, kr Keyring) (*Model, error) {
 // errUpgrade marks a failure to rewrite an old envelope (not damage).
 var errUpgrade = errors.New("upgrade the small part's envelope")
 
-func (s *Store) load(m *Manifest, key keys.Key) (*Model, error) {
-	d, _ := s.dir(m.Name, m.Version)
-	env, err := os.ReadFile(filepath.Join(d, SmallFile))
+// load verifies and decrypts the version in root; smallPath is where its
+// envelope is rewritten when it has the old format.
+func load(root *os.Root, smallPath string, m *Manifest, key keys.Key) (*Model, error) {
+	env, err := root.ReadFile(SmallFile)
 	if err != nil {
 		return nil, fmt.Errorf("load %s: small part: %w", m.ID(), err)
 	}
@@ -264,7 +354,7 @@ func (s *Store) load(m *Manifest, key keys.Key) (*Model, error) {
 	if keys.Version(env) < keys.EnvelopeVersion {
 		// An old envelope carries a credential check that allows offline
 		// password guessing: seal the small part anew in the current format.
-		if err := upgradeEnvelope(filepath.Join(d, SmallFile), key, small); err != nil {
+		if err := upgradeEnvelope(smallPath, key, small); err != nil {
 			return nil, fmt.Errorf("load %s: %w: %w", m.ID(), errUpgrade, err)
 		}
 	}
@@ -276,7 +366,7 @@ func (s *Store) load(m *Manifest, key keys.Key) (*Model, error) {
 		return nil, fmt.Errorf("load %s: %w: the small part is container %s (%s), the manifest says %s",
 			m.ID(), container.ErrMismatch, sp.Header.ID, sp.Header.Descriptor.ID(), m.ContainerID)
 	}
-	f, err := os.Open(filepath.Join(d, BigFile))
+	f, err := root.Open(BigFile)
 	if err != nil {
 		return nil, fmt.Errorf("load %s: big part: %w", m.ID(), err)
 	}
@@ -465,12 +555,21 @@ func isNum(s string) bool {
 // small part sealed with the key of kind (KeyLocal, or KeyAccount when the
 // model should open only with the Azaion credentials). The plaintext is
 // never written. desc.Name and desc.Version name the stored version.
+//
+// The version is built complete in the staging folder and renamed into
+// place in one step (exchanged with the version it replaces, which is then
+// deleted): at any moment the store holds either the old version or the
+// new one, whole.
 func (s *Store) Import(plaintext []byte, desc model.Descriptor, kr Keyring, kind string) (*Manifest, error) {
 	if err := desc.Validate(); err != nil {
 		return nil, err
 	}
 	if !model.ValidName(desc.Version) {
 		return nil, fmt.Errorf("import %s: a version is required", desc.Name)
+	}
+	d, err := s.dir(desc.Name, desc.Version)
+	if err != nil {
+		return nil, err
 	}
 	key, err := kr.Key(kind)
 	if err != nil {
@@ -485,24 +584,75 @@ func (s *Store) Import(plaintext []byte, desc model.Descriptor, kr Keyring, kind
 	if err != nil {
 		return nil, fmt.Errorf("import %s: %w", desc.ID(), err)
 	}
-	w, err := s.Create(desc.Name, desc.Version)
+	tmp, err := s.stage("import-" + desc.Name + "-" + desc.Version + "-")
 	if err != nil {
 		return nil, err
 	}
-	if err := w.Restart(); err != nil {
-		w.Abort(false)
-		return nil, err
-	}
-	if _, err := w.Big().Write(sealed.Big); err != nil {
-		w.Abort(false)
-		return nil, fmt.Errorf("import %s: %w", desc.ID(), err)
+	defer os.RemoveAll(tmp) // the staged version on failure, the replaced one on success
+	stage := filepath.Join(tmp, "v")
+	if err := os.Mkdir(stage, 0o700); err != nil {
+		return nil, fmt.Errorf("model store: %w", err)
 	}
 	h := sealed.Header
-	m := Manifest{Descriptor: desc, ContainerID: h.ID, PlaintextSize: h.PlaintextSize,
-		PlaintextSHA256: h.PlaintextSHA256, Key: kind, Source: "import"}
-	if err := w.Commit(env, m); err != nil {
-		w.Abort(false)
+	m := Manifest{Name: desc.Name, Version: desc.Version, Descriptor: desc, ContainerID: h.ID,
+		PlaintextSize: h.PlaintextSize, PlaintextSHA256: h.PlaintextSHA256, Key: kind, Source: "import",
+		SmallSize: int64(len(env)), BigSize: int64(len(sealed.Big)), Stored: time.Now().UTC()}
+	mb, err := json.MarshalIndent(&m, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range []struct {
+		name string
+		data []byte
+	}{{SmallFile, env}, {BigFile, sealed.Big}, {ManifestFile, append(mb, '\n')}} {
+		if err := writeFile(filepath.Join(stage, f.name), f.data); err != nil {
+			return nil, fmt.Errorf("import %s: %w", desc.ID(), err)
+		}
+	}
+	if err := atomicfile.SyncDir(stage); err != nil {
+		return nil, fmt.Errorf("import %s: %w", desc.ID(), err)
+	}
+	if err := hook("staged"); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(d), 0o700); err != nil {
+		return nil, fmt.Errorf("model store: %w", err)
+	}
+	if err := swapInto(stage, d); err != nil {
+		return nil, fmt.Errorf("import %s: %w", desc.ID(), err)
+	}
+	if err := atomicfile.SyncDir(filepath.Dir(d)); err != nil {
+		return nil, fmt.Errorf("import %s: %w", desc.ID(), err)
+	}
+	if err := hook("swapped"); err != nil {
 		return nil, err
 	}
 	return s.Manifest(desc.Name, desc.Version)
+}
+
+// swapInto puts the folder stage at dst in one step: a rename when dst does
+// not exist, else an exchange of the two (stage then holds what dst held).
+func swapInto(stage, dst string) error {
+	err := os.Rename(stage, dst)
+	if err == nil {
+		return nil
+	}
+	if _, serr := os.Stat(dst); serr != nil {
+		return err
+	}
+	return exchange(stage, dst)
+}
+
+// exchangeByRenames swaps a and b with three renames through a temporary
+// name: b is absent for a moment, never half-written.
+func exchangeByRenames(a, b string) error {
+	old := a + ".old"
+	if err := os.Rename(b, old); err != nil {
+		return err
+	}
+	if err := os.Rename(a, b); err != nil {
+		os.Rename(old, b)
+		return err
+	}
+	return os.Rename(old, a)
 }

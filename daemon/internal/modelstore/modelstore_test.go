@@ -2,10 +2,12 @@ package modelstore
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/azaion/edge/daemon/internal/keys"
 	"github.com/azaion/edge/sdk/model"
@@ -129,4 +131,128 @@ func TestUpgradeEnvelope(t *testing.T) {
 	if m, err := st.Load("m", "1", kr); err != nil || !bytes.Equal(m.Bytes, pt) {
 		t.Fatalf("load after the upgrade: %v", err)
 	}
+}
+
+// TestReimportAtomic: re-importing a version replaces it in one step. At
+// every step of the import the store holds either the old version or the
+// new one, whole (what a crash at that step would leave); an import that
+// fails between steps leaves the old version loadable and nothing behind.
+func TestReimportAtomic(t *testing.T) {
+	dir := t.TempDir()
+	st, err := Open(filepath.Join(dir, "models"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr := Keyring{LocalKeyFile: filepath.Join(dir, "keys", "local.key"), HardwareHash: strings.Repeat("0f", 32)}
+	desc := model.Descriptor{Name: "m", Version: "1"}
+	old := bytes.Repeat([]byte("the old model "), 5000)
+	if _, err := st.Import(old, desc, kr, KeyLocal); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { testHook = nil })
+	// holds checks that m:1 loads as want and is the only version listed.
+	holds := func(t *testing.T, step string, want []byte) {
+		t.Helper()
+		m, err := st.Load("m", "1", kr)
+		if err != nil {
+			t.Fatalf("at %q: m:1 does not load: %v", step, err)
+		}
+		if !bytes.Equal(m.Bytes, want) {
+			t.Fatalf("at %q: m:1 is neither the old version nor the new one", step)
+		}
+		if list, err := st.List(); err != nil || len(list) != 1 || list[0].ID() != "m:1" {
+			t.Fatalf("at %q: list %+v %v", step, list, err)
+		}
+	}
+	staging := func(t *testing.T) []os.DirEntry {
+		ents, err := os.ReadDir(filepath.Join(dir, "models", stagingDir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ents
+	}
+
+	t.Run("every step holds a whole version", func(t *testing.T) {
+		now := bytes.Repeat([]byte("the new model "), 6000)
+		var steps []string
+		testHook = func(step string) error {
+			steps = append(steps, step)
+			want := old
+			if step == "swapped" {
+				want = now
+			}
+			holds(t, step, want)
+			return nil
+		}
+		if _, err := st.Import(now, desc, kr, KeyLocal); err != nil {
+			t.Fatal(err)
+		}
+		testHook = nil
+		holds(t, "after the import", now)
+		if len(steps) < 2 {
+			t.Fatalf("steps %v", steps)
+		}
+		if ents := staging(t); len(ents) != 0 {
+			t.Fatalf("staging folder not empty: %v", ents)
+		}
+		old = now
+	})
+
+	t.Run("a failure between steps leaves the old version", func(t *testing.T) {
+		crash := errors.New("injected failure")
+		testHook = func(step string) error {
+			if step == "staged" {
+				return crash
+			}
+			return nil
+		}
+		_, err := st.Import([]byte("never stored"), desc, kr, KeyLocal)
+		testHook = nil
+		if !errors.Is(err, crash) {
+			t.Fatalf("import: %v, want the injected failure", err)
+		}
+		holds(t, "after a failure", old)
+		if ents := staging(t); len(ents) != 0 {
+			t.Fatalf("staging folder not empty after a failure: %v", ents)
+		}
+	})
+
+	t.Run("remove is one step", func(t *testing.T) {
+		testHook = func(step string) error {
+			if _, err := st.Manifest("m", "1"); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("at %q: m:1 still there: %v", step, err)
+			}
+			return nil
+		}
+		if err := st.Remove("m", "1"); err != nil {
+			t.Fatal(err)
+		}
+		testHook = nil
+		if _, err := os.Stat(filepath.Join(dir, "models", "m")); !os.IsNotExist(err) {
+			t.Fatalf("name folder left: %v", err)
+		}
+		if ents := staging(t); len(ents) != 0 {
+			t.Fatalf("staging folder not empty: %v", ents)
+		}
+	})
+
+	t.Run("stale staging entries are removed at open", func(t *testing.T) {
+		stale := filepath.Join(dir, "models", stagingDir, "import-m-1-123")
+		if err := os.MkdirAll(filepath.Join(stale, "v"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		fresh := filepath.Join(dir, "models", stagingDir, "import-m-1-456")
+		os.MkdirAll(fresh, 0o700)
+		long := time.Now().Add(-2 * staleAfter)
+		os.Chtimes(stale, long, long)
+		if _, err := Open(filepath.Join(dir, "models")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(stale); !os.IsNotExist(err) {
+			t.Fatalf("stale entry left: %v", err)
+		}
+		if _, err := os.Stat(fresh); err != nil {
+			t.Fatalf("a recent entry (an import in progress elsewhere) was removed: %v", err)
+		}
+	})
 }
