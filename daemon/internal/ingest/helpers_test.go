@@ -187,7 +187,7 @@ func tree(t testing.TB, root string) []string {
 		}
 		rel, _ := filepath.Rel(root, p)
 		switch rel {
-		case OffsetFile, StatusFile, StatusFile + ".tmp":
+		case OffsetFile, StatusFile, StatusFile + ".tmp", LockFile:
 			return nil
 		}
 		out = append(out, rel)

@@ -94,7 +94,8 @@ type Ingester struct {
 	started    time.Time
 }
 
-// New checks opts and prepares the data root.
+// New checks opts, locks the data root (ErrDataRootBusy when another
+// ingest holds it) and prepares it.
 func New(opts Options) (*Ingester, error) {
 	if opts.Broker == "" {
 		return nil, errors.New("ingest: no broker URI: set AZAION_STREAM_URI, ingest.uri_file or ingest.uri")
@@ -234,9 +235,15 @@ func DeclareStream(env *stream.Environment, name string) error {
 	return nil
 }
 
+// Close releases the data root (its lock, taken by New) without running;
+// Run does it when it returns.
+func (i *Ingester) Close() { i.store.Close() }
+
 // Run consumes until ctx ends. It reconnects while the broker is away; it
-// returns an error only when the data root cannot be written.
+// returns an error only when the data root cannot be written. It runs once:
+// when it returns, the data root's lock is released.
 func (i *Ingester) Run(ctx context.Context) error {
+	defer i.store.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	start, err := i.startOffset()

@@ -1,7 +1,9 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -98,14 +100,71 @@ func TestResumeFromBrokerOffset(t *testing.T) {
 // child starts the test binary as a consumer process.
 func child(t *testing.T, name, root string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "AZAION_INGEST_CHILD=1", "AZAION_STREAM_URI="+brokerURI(t).Reveal(),
-		"AZAION_STREAM="+name, "AZAION_DATA_DIR="+root, "AZAION_INGEST_CHILD_BATCH=32", "AZAION_INGEST_CHILD_DELAY=15ms")
+	cmd := childCmd(t, name, root)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	return cmd
+}
+
+// childCmd returns the (unstarted) consumer process command.
+func childCmd(t *testing.T, name, root string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "AZAION_INGEST_CHILD=1", "AZAION_STREAM_URI="+brokerURI(t).Reveal(),
+		"AZAION_STREAM="+name, "AZAION_DATA_DIR="+root, "AZAION_INGEST_CHILD_BATCH=32", "AZAION_INGEST_CHILD_DELAY=15ms")
+	return cmd
+}
+
+// TestSecondIngestRefused: a second ingest process on the same data root
+// exits at once with an error naming the root and the first one's pid,
+// instead of removing its work folders; the first one goes on and applies
+// every message. Once the first process is gone, the root is free again.
+func TestSecondIngestRefused(t *testing.T) {
+	const n = 200
+	name := newStream(t)
+	as := generated(n, 24, 16)
+	publish(t, name, encodeAll(as))
+	root := t.TempDir()
+	first := child(t, name, root)
+	defer func() { _ = first.Process.Kill(); _ = first.Wait() }()
+	waitFor(t, "the first ingest's progress", 60*time.Second, func() bool { return fileOffset(root) >= 0 })
+
+	second := childCmd(t, name, root)
+	var stderr bytes.Buffer
+	second.Stderr = &stderr
+	if err := second.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- second.Wait() }()
+	select {
+	case err := <-exited:
+		if err == nil {
+			t.Fatalf("the second ingest exited 0:\n%s", stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		_ = second.Process.Kill()
+		<-exited
+		t.Fatalf("the second ingest on the same data root is still running after 30s:\n%s", stderr.String())
+	}
+	msg := stderr.String()
+	if !strings.Contains(msg, root) || !strings.Contains(msg, fmt.Sprintf("pid %d", first.Process.Pid)) {
+		t.Fatalf("the second ingest's error names neither the data root %s nor the first one's pid %d:\n%s", root, first.Process.Pid, msg)
+	}
+	t.Logf("second ingest: %s", strings.TrimSpace(msg))
+
+	waitFor(t, "all applied by the first ingest", 60*time.Second, func() bool { return fileOffset(root) == n-1 })
+	checkCreated(t, root, as)
+	if err := first.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = first.Wait()
+	s, err := NewStore(root, annotation.DecodeOptions{}, SyncFiles)
+	if err != nil {
+		t.Fatalf("the data root is still locked after the first ingest died: %v", err)
+	}
+	s.Close()
 }
 
 // TestConsumerKilled kills the consumer process with SIGKILL three times

@@ -82,6 +82,8 @@ type Store struct {
 	// place: one directory entry per file instead of a temporary name and a
 	// rename (Linux, with syncfs, where the data root's file system can).
 	tmpfile bool
+	// lock is the data root's lock (LockFile), held until Close.
+	lock *rootLock
 }
 
 // errNoTmpfile says the system cannot write unnamed files (O_TMPFILE).
@@ -96,10 +98,12 @@ const (
 	SyncFiles = "fsync"
 )
 
-// NewStore prepares the folders under root and clears leftover temporary
-// files. sync is SyncFS, SyncFiles or "" (SyncFS where available).
-func NewStore(root string, decode annotation.DecodeOptions, sync string) (*Store, error) {
-	s := &Store{root: root, decode: decode, workers: 8}
+// NewStore locks the data root (LockFile: ErrDataRootBusy when another
+// ingest holds it), prepares the folders under it and clears leftover
+// temporary files. sync is SyncFS, SyncFiles or "" (SyncFS where
+// available). Close releases the lock.
+func NewStore(root string, decode annotation.DecodeOptions, sync string) (s *Store, err error) {
+	s = &Store{root: root, decode: decode, workers: 8}
 	switch sync {
 	case "", SyncFS:
 		s.syncfs = haveSyncFS
@@ -107,6 +111,19 @@ func NewStore(root string, decode annotation.DecodeOptions, sync string) (*Store
 	default:
 		return nil, fmt.Errorf("sync strategy %q is not %s or %s", sync, SyncFS, SyncFiles)
 	}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, fmt.Errorf("data root: %w", err)
+	}
+	// The lock comes before anything is cleared: the temporary folder may
+	// hold another running ingest's files.
+	if s.lock, err = lockRoot(root); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			s.lock.release()
+		}
+	}()
 	tmp := filepath.Join(root, tmpDir)
 	dirs := []string{filepath.Join(root, RejectsDir), tmp}
 	for _, f := range folders {
@@ -162,6 +179,9 @@ func canTmpfile(dir string) bool {
 
 // Root returns the data root.
 func (s *Store) Root() string { return s.root }
+
+// Close releases the data root's lock; the store must not be used after.
+func (s *Store) Close() { s.lock.release() }
 
 // pending is one message prepared for the apply phase.
 type pending struct {

@@ -57,6 +57,7 @@ func BenchmarkStore(b *testing.B) {
 		if err := <-done; err != nil {
 			b.Fatal(err)
 		}
+		s.Close()
 	}
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "msgs/s")
 }

@@ -146,6 +146,7 @@ func TestStoreReplay(t *testing.T) {
 					s := newTestStore(t, root, mode)
 					applyAll(t, s, msgs[:k], 4)
 					// A restart: a new store on the same root.
+					s.Close()
 					s = newTestStore(t, root, mode)
 					applyAll(t, s, msgs[j:], 5)
 					checkSequences(t, root, cases)
@@ -188,6 +189,7 @@ func TestStorePipelined(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer s.Close()
 	var prepared []*Prepared
 	for k := 0; k < len(msgs); k += 3 {
 		p, err := s.Prepare(msgs[k:min(k+3, len(msgs))])

@@ -28,6 +28,7 @@ func newTestStore(t testing.TB, root, mode string) *Store {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(s.Close)
 	switch mode {
 	case "tmpfile":
 		if !s.tmpfile {
@@ -70,8 +71,10 @@ func TestStoreUnnamedUntilCommitted(t *testing.T) {
 			if !s.tmpfile && len(files) != 4 {
 				t.Errorf("prepared named files: %v, want 4 temporary files", files)
 			}
-			// The crash: the prepared batch is never committed.
+			// The crash: the prepared batch is never committed (and the
+			// process's lock on the data root goes with it).
 			p.Close()
+			s.Close()
 			s = newTestStore(t, root, mode)
 			if files := tree(t, root); len(files) != 0 {
 				t.Fatalf("after a restart: %v", files)
