@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 )
 
 // ModelPullRequest is the body of POST /v1/models/pull: fetch a published
@@ -80,4 +82,63 @@ func (c *Client) PullModel(ctx context.Context, req ModelPullRequest, fn func(Mo
 		return nil
 	}
 	return fmt.Errorf("pull %s: the stream ended at stage %q", req.Name, last.Stage)
+}
+
+// ModelImportRequest names the model POST /v1/models/import stores: the
+// model file is the request body (Content-Type application/octet-stream),
+// these go in the query string (Query).
+type ModelImportRequest struct {
+	// Name and Version name the stored version (they override the
+	// descriptor's; the version defaults to "1").
+	Name    string
+	Version string
+	// Descriptor is the model's descriptor (sdk/model.Descriptor) as JSON,
+	// e.g. from its sidecar file; optional.
+	Descriptor json.RawMessage
+}
+
+// Query returns the query string parameters: name, version, descriptor.
+func (r ModelImportRequest) Query() url.Values {
+	q := url.Values{}
+	if r.Name != "" {
+		q.Set("name", r.Name)
+	}
+	if r.Version != "" {
+		q.Set("version", r.Version)
+	}
+	if len(r.Descriptor) > 0 {
+		q.Set("descriptor", string(r.Descriptor))
+	}
+	return q
+}
+
+// ModelImportResponse is the answer of POST /v1/models/import: the model
+// is stored encrypted at rest (sealed with the daemon's local key) and, with
+// Stage "loaded", served.
+type ModelImportResponse struct {
+	// Name and Version identify the stored version.
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	// Format is the model's format (onnx, engine, rknn).
+	Format string `json:"format"`
+	// Size and SHA256 describe the model file (plaintext).
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+	// Stage is PullLoaded (handed to its backend, which loads it now or as
+	// soon as it is up) or PullStored (stored only).
+	Stage string `json:"stage"`
+}
+
+// ImportModel uploads a model file (read from model) to the daemon, which
+// stores it encrypted and serves it at once.
+func (c *Client) ImportModel(ctx context.Context, req ModelImportRequest, model io.Reader) (*ModelImportResponse, error) {
+	var out ModelImportResponse
+	path := "/v1/models/import"
+	if q := req.Query().Encode(); q != "" {
+		path += "?" + q
+	}
+	if err := c.Do(ctx, http.MethodPost, path, model, "application/octet-stream", &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }

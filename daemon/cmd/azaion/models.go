@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -184,9 +185,13 @@ func runModelsImport(ctx context.Context, args []string) error {
 	fs := newFlags("models import")
 	name := fs.String("name", "", "model name (default: the sidecar's or the file name)")
 	version := fs.String("version", "", "model version (default: the sidecar's, else 1)")
-	cfgPath := fs.String("config", "", "config file (default "+config.DefaultPath+"; env AZAION_CONFIG)")
+	local := fs.Bool("local", false, "write the state folder here instead of asking the running daemon")
+	socket := fs.String("socket", "", "daemon socket (default $AZAION_SOCKET or "+api.DefaultSocket+")")
+	cfgPath := fs.String("config", "", "config file for --local (default "+config.DefaultPath+"; env AZAION_CONFIG)")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: azaion models import FILE [--name NAME] [--version VERSION]")
+		fmt.Fprintln(fs.Output(), "Usage: azaion models import FILE [--name NAME] [--version VERSION]\n\n"+
+			"Hands the model to the running daemon, which stores it encrypted and serves it at once; "+
+			"without a daemon (or with --local) stores it in the state folder, served from the daemon's next start or SIGHUP.")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, modelsArgs(args)); err != nil {
@@ -196,6 +201,11 @@ func runModelsImport(ctx context.Context, args []string) error {
 		return usageErrorf("want one model FILE")
 	}
 	path := fs.Arg(0)
+	if st, err := os.Stat(path); err != nil {
+		return err
+	} else if st.IsDir() {
+		return usageErrorf("%s is a folder: want a model FILE", path)
+	}
 	// The name: --name, else the sidecar's, else the file's name.
 	desc, err := fileDescriptor(path, *name, *version, model.NameFromFile(path))
 	if err != nil {
@@ -203,6 +213,26 @@ func runModelsImport(ctx context.Context, args []string) error {
 	}
 	if desc.Version == "" {
 		desc.Version = "1"
+	}
+	if !*local {
+		c := api.FromEnv()
+		if *socket != "" {
+			c = api.NewSocketClient(*socket)
+		}
+		res, err := importThroughDaemon(ctx, c, path, desc)
+		if err == nil {
+			state := "stored; it is not served"
+			if res.Stage == api.PullLoaded {
+				state = "served now"
+			}
+			fmt.Printf("imported %s:%s (%s, sha256 %s) through the running daemon: encrypted at rest in its store, %s\n",
+				res.Name, res.Version, sizeText(res.Size), res.SHA256, state)
+			return nil
+		}
+		if !daemonUnreachable(err) {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "daemon not reachable (%v); importing into the state folder directly\n", err)
 	}
 	cfg, svc, err := modelService(*cfgPath)
 	if err != nil {
@@ -213,13 +243,29 @@ func runModelsImport(ctx context.Context, args []string) error {
 		return err
 	}
 	defer clear(b)
-	m, err := svc.Store.Import(b, desc, svc.Keys, modelstore.KeyLocal)
+	m, err := svc.Import(b, desc)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("imported %s (%s, sha256 %s) into %s, encrypted at rest\n", m.ID(), sizeText(m.PlaintextSize),
-		m.PlaintextSHA256, filepath.Join(distribution.StoreDir(cfg), m.Name, m.Version))
+	fmt.Printf("imported %s (%s, sha256 %s) into %s, encrypted at rest; the daemon serves it from its next start "+
+		"(or SIGHUP)\n", m.ID(), sizeText(m.PlaintextSize), m.PlaintextSHA256,
+		filepath.Join(distribution.StoreDir(cfg), m.Name, m.Version))
 	return nil
+}
+
+// importThroughDaemon uploads the model file to the daemon's
+// POST /v1/models/import.
+func importThroughDaemon(ctx context.Context, c *api.Client, path string, desc model.Descriptor) (*api.ModelImportResponse, error) {
+	js, err := json.Marshal(desc)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return c.ImportModel(ctx, api.ModelImportRequest{Name: desc.Name, Version: desc.Version, Descriptor: js}, f)
 }
 
 func runModelsList(ctx context.Context, args []string) error {

@@ -92,14 +92,22 @@ func TestModelsPublishPullServe(t *testing.T) {
 	detectBus()
 	stop()
 
-	// The API and the CDN go down; the restarted daemon serves the cached model.
+	// Without a daemon, `models import` writes the store itself and says so.
+	out = cli(env, "models", "import", "--name", "offline", testenv.Model(t, "yolo11n_int8_nms.onnx"))
+	if !strings.Contains(out, "daemon not reachable") || !strings.Contains(out, "imported offline:1") ||
+		!strings.Contains(out, filepath.Join(dir, "state")) {
+		t.Fatalf("models import without a daemon:\n%s", out)
+	}
+
+	// The API and the CDN go down; the restarted daemon serves the cached
+	// model and the one imported meanwhile.
 	srv.Close()
 	down := append(env[:len(env):len(env)], "AZAION_CDN_ENDPOINT=http://127.0.0.1:1")
 	stop = serve(down)
 	defer stop()
 	detectBus()
 	ms, err := api.NewSocketClient(sock).Models(context.Background())
-	if err != nil || len(ms.Models) != 1 || !strings.HasPrefix(ms.Models[0].Origin, "store:yolo:1") {
+	if err != nil || len(ms.Models) != 2 || !hasModel(ms, "yolo", "store:yolo:1") || !hasModel(ms, "offline", "store:offline:1") {
 		t.Fatalf("models after restart: %+v %v", ms, err)
 	}
 	if list := cli(down, "models", "list"); !strings.Contains(list, "yolo") || !strings.Contains(list, "pull") {

@@ -84,29 +84,39 @@ func TestServeAndDetectCLI(t *testing.T) {
 	// A missing file is reported by name, with a non-zero exit.
 	cmd := exec.Command(azaion, "detect", filepath.Join(dir, "missing.jpg"))
 	cmd.Env = env
-	out, err := cmd.CombinedOutput()
-	if err == nil || !strings.Contains(string(out), "missing.jpg") {
-		t.Fatalf("detect of a missing file: %v\n%s", err, out)
+	missing, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(missing), "missing.jpg") {
+		t.Fatalf("detect of a missing file: %v\n%s", err, missing)
 	}
 
-	// SIGHUP picks up a model file dropped into the models folder and a
-	// model imported into the encrypted store, without a restart.
+	// `models import` while the daemon runs goes through it: the model is
+	// served as soon as the command returns, without a signal.
+	out := runCLI(t, azaion, env, "models", "import", "--name", "imported", testenv.Model(t, "yolo11n_int8_nms.onnx"))
+	if !strings.Contains(out, "through the running daemon") || !strings.Contains(out, "served now") {
+		t.Fatalf("models import with a daemon:\n%s", out)
+	}
+	if res, err := c.Detect(context.Background(), mustRead(t, bus), api.DetectOptions{Model: "imported"}); err != nil || len(res.Detections) == 0 {
+		t.Fatalf("detect with the model just imported: %v %+v", err, res)
+	}
+	if ms, err := c.Models(context.Background()); err != nil || !hasModel(ms, "imported", "store:imported:1") {
+		t.Fatalf("models after the import: %+v %v", ms, err)
+	}
+
+	// SIGHUP picks up a model file dropped into the models folder, without
+	// a restart.
 	if err := os.Symlink(testenv.Model(t, "yolo11n_dequant_fp32.onnx"), filepath.Join(models, "dropped.onnx")); err != nil {
 		t.Fatal(err)
 	}
-	runCLI(t, azaion, env, "models", "import", "--name", "imported", testenv.Model(t, "yolo11n_int8_nms.onnx"))
 	if err := serve.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"dropped", "imported"} {
-		waitUntil(t, time.Minute, "model "+name+" served after SIGHUP", func() error {
-			res, err := c.Detect(context.Background(), mustRead(t, bus), api.DetectOptions{Model: name})
-			if err == nil && len(res.Detections) == 0 {
-				err = errors.New("no detections")
-			}
-			return err
-		})
-	}
+	waitUntil(t, time.Minute, "model dropped served after SIGHUP", func() error {
+		res, err := c.Detect(context.Background(), mustRead(t, bus), api.DetectOptions{Model: "dropped"})
+		if err == nil && len(res.Detections) == 0 {
+			err = errors.New("no detections")
+		}
+		return err
+	})
 
 	// SIGTERM drains and exits 0, removing the socket; logs are JSON.
 	if err := serve.stop(t); err != nil {
@@ -119,6 +129,16 @@ func TestServeAndDetectCLI(t *testing.T) {
 	if !json.Valid([]byte(first)) {
 		t.Errorf("first log line is not JSON: %s", first)
 	}
+}
+
+// hasModel reports whether the daemon lists name, served from origin.
+func hasModel(ms *api.ModelsResponse, name, origin string) bool {
+	for _, m := range ms.Models {
+		if m.Name == name && strings.HasPrefix(m.Origin, origin) {
+			return true
+		}
+	}
+	return false
 }
 
 func mustRead(t *testing.T, path string) []byte {

@@ -22,6 +22,10 @@ import (
 	"github.com/azaion/edge/sdk/model"
 )
 
+// ErrShadowed: a stored model cannot be served because a local model file
+// of the same name is.
+var ErrShadowed = errors.New("shadowed by a local model file")
+
 // Registry is where the catalog registers the models to serve
 // (*sched.Scheduler implements it).
 type Registry interface {
@@ -163,8 +167,8 @@ func (c *Catalog) AddStored(ctx context.Context, m *modelstore.Manifest) error {
 	c.mu.Lock()
 	if s, ok := c.served[m.Name]; ok && isFile(s.origin) {
 		c.mu.Unlock()
-		return fmt.Errorf("model %s is served from the local file %s, which shadows the stored version %s",
-			m.Name, s.origin[len("file:"):], m.Version)
+		return fmt.Errorf("%w: model %s is served from the local file %s, which shadows the stored version %s",
+			ErrShadowed, m.Name, s.origin[len("file:"):], m.Version)
 	}
 	if err := c.opts.Registry.Add(src); err != nil {
 		c.mu.Unlock()

@@ -52,9 +52,18 @@ type Service struct {
 	Log  *slog.Logger
 	// OnRequest, when set, sees the start offset of every CDN request (tests).
 	OnRequest func(start int64)
+	// MaxImportBytes bounds a model uploaded to POST /v1/models/import
+	// (default DefaultMaxImportBytes).
+	MaxImportBytes int64
+	// ImportBodyTimeout bounds how long that upload may take (default 5m).
+	ImportBodyTimeout time.Duration
 
-	locks sync.Map // model id -> *sync.Mutex: one pull of a version at a time
+	locks     sync.Map   // model id -> *sync.Mutex: one pull or import of a version at a time
+	importing sync.Mutex // one upload held in memory at a time
 }
+
+// DefaultMaxImportBytes is the default bound of an uploaded model.
+const DefaultMaxImportBytes = 2 << 30
 
 func (s *Service) lock(id string) (unlock func()) {
 	m, _ := s.locks.LoadOrStore(id, &sync.Mutex{})
@@ -290,6 +299,26 @@ func (s *Service) Pull(ctx context.Context, name, version string, progress func(
 	s.log().Info("model pulled", "model", id, "bytes", len(pt), "download", tVerify.Sub(tDownload).Round(time.Millisecond),
 		"verify", tStore.Sub(tVerify).Round(time.Millisecond), "store", time.Since(tStore).Round(time.Millisecond))
 	return &Pulled{Manifest: mf, Bytes: pt}, nil
+}
+
+// Import stores a plaintext model in the local store, sealed with this
+// machine's local key (modelstore.Store.Import: staged, then swapped into
+// place), waiting for a pull or import of the same version to finish.
+func (s *Service) Import(plaintext []byte, desc model.Descriptor) (*modelstore.Manifest, error) {
+	if s.Store == nil {
+		return nil, errors.New("import: the state folder must be configured")
+	}
+	if desc.Version == "" {
+		return nil, fmt.Errorf("import %s: a version is required", desc.Name)
+	}
+	unlock := s.lock(desc.Name + ":" + desc.Version)
+	defer unlock()
+	m, err := s.Store.Import(plaintext, desc, s.Keys, modelstore.KeyLocal)
+	if err != nil {
+		return nil, err
+	}
+	s.log().Info("model imported", "model", m.ID(), "bytes", m.PlaintextSize)
+	return m, nil
 }
 
 // ParseRef splits "name[:version]".

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/azaion/edge/daemon/internal/catalog"
 	"github.com/azaion/edge/daemon/internal/distribution"
 	"github.com/azaion/edge/daemon/internal/jobs"
 	"github.com/azaion/edge/daemon/internal/sched"
@@ -45,6 +46,9 @@ var errorTable = []struct {
 	{jobs.ErrClosed, api.CodeUnavailable, 2},
 	{distribution.ErrBadRequest, api.CodeBadRequest, 0},
 	{distribution.ErrNotConfigured, api.CodeUnavailable, 60},
+	{distribution.ErrImportBusy, api.CodeQueueFull, 5},
+	{distribution.ErrBodyTimeout, api.CodeTimeout, 0},
+	{catalog.ErrShadowed, api.CodeConflict, 0},
 	{errBodyTimeout, api.CodeTimeout, 0},
 	{errBusy, api.CodeQueueFull, 1},
 	{errBadRequest, api.CodeBadRequest, 0},

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/azaion/edge/daemon/internal/catalog"
 	"github.com/azaion/edge/daemon/internal/distribution"
 	"github.com/azaion/edge/daemon/internal/jobs"
 	"github.com/azaion/edge/daemon/internal/sched"
@@ -39,6 +40,9 @@ func TestErrorTable(t *testing.T) {
 		{jobs.ErrClosed, api.CodeUnavailable, 503},
 		{distribution.ErrBadRequest, api.CodeBadRequest, 400},
 		{distribution.ErrNotConfigured, api.CodeUnavailable, 503},
+		{distribution.ErrImportBusy, api.CodeQueueFull, 429},
+		{distribution.ErrBodyTimeout, api.CodeTimeout, 408},
+		{catalog.ErrShadowed, api.CodeConflict, 409},
 		{errBodyTimeout, api.CodeTimeout, 408},
 		{errBusy, api.CodeQueueFull, 429},
 		{errBadRequest, api.CodeBadRequest, 400},

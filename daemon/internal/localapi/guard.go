@@ -33,6 +33,9 @@ var bodyTypes = []struct {
 	types  []string // exact media types, or "image/*"-style prefixes
 }{
 	{"/v1/detect", []string{"image/*", "video/*", "application/octet-stream", "multipart/form-data"}},
+	// A model file; application/octet-stream is not a type a cross-site
+	// form can send.
+	{"/v1/models/import", []string{"application/octet-stream"}},
 }
 
 // guard refuses what a web page open on this machine could make a browser

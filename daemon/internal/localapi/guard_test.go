@@ -22,6 +22,10 @@ func TestBrowserRequests(t *testing.T) {
 		WriteJSON(w, http.StatusCreated, map[string]string{"ok": "yes"})
 		return nil
 	})
+	s.Handle("POST /v1/models/import", func(w http.ResponseWriter, r *http.Request) error {
+		WriteJSON(w, http.StatusOK, map[string]string{"ok": "yes"})
+		return nil
+	})
 	tcp := s.Handler(Listener{TCP: true, Addr: "127.0.0.1:8470"})
 	sock := s.Handler(Listener{})
 	tests := []struct {
@@ -63,6 +67,14 @@ func TestBrowserRequests(t *testing.T) {
 			map[string]string{"Content-Type": "text/plain"}, "xx", 415},
 		{"detect with an image type reaches the handler", tcp, "POST", "/v1/detect", "127.0.0.1:8470",
 			map[string]string{"Content-Type": "image/jpeg"}, "xx", 415 /* not a JPEG: the handler's own 415 */},
+		{"model import as a cross-site form", tcp, "POST", "/v1/models/import?name=m", "127.0.0.1:8470",
+			map[string]string{"Content-Type": "multipart/form-data; boundary=x"}, "--x--", 415},
+		{"model import as text", tcp, "POST", "/v1/models/import?name=m", "127.0.0.1:8470",
+			map[string]string{"Content-Type": "text/plain"}, "xx", 415},
+		{"model import as JSON", sock, "POST", "/v1/models/import?name=m", "azaion",
+			map[string]string{"Content-Type": "application/json"}, "{}", 415},
+		{"model import", sock, "POST", "/v1/models/import?name=m", "azaion",
+			map[string]string{"Content-Type": "application/octet-stream"}, "xx", 200},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
