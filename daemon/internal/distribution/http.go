@@ -119,9 +119,11 @@ func (s *Service) serveImport(w http.ResponseWriter, r *http.Request, load Loade
 	if timeout <= 0 {
 		timeout = 5 * time.Minute
 	}
-	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(timeout))
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(timeout))
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	defer clear(b)
+	_ = rc.SetReadDeadline(time.Time{}) // the body is in: storing and loading take what they take
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):

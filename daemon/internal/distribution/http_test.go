@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/azaion/edge/daemon/internal/catalog"
 	"github.com/azaion/edge/daemon/internal/distribution"
@@ -139,6 +141,19 @@ func TestImportRoute(t *testing.T) {
 	if len(loaded) != 0 {
 		t.Fatalf("a refused import was loaded: %v", loaded)
 	}
+
+	t.Run("stalled upload", func(t *testing.T) {
+		svc.ImportBodyTimeout = 300 * time.Millisecond
+		defer func() { svc.ImportBodyTimeout = 0 }()
+		pr, pw := io.Pipe()
+		defer pw.Close()
+		go pw.Write([]byte("the first bytes, then nothing"))
+		_, err := c.ImportModel(ctx, api.ModelImportRequest{Name: "stalled"}, pr)
+		var se *api.StatusError
+		if !errors.As(err, &se) || se.Status != 408 || !strings.Contains(se.Message, "did not arrive") {
+			t.Fatalf("err = %v, want 408", err)
+		}
+	})
 
 	loadErr = fmt.Errorf("model shadow: %w", catalog.ErrShadowed)
 	_, err = c.ImportModel(ctx, api.ModelImportRequest{Name: "shadow"}, bytes.NewReader(first))
