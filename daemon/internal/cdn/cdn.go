@@ -312,7 +312,7 @@ func (r *Reader) Download(ctx context.Context, key string, w io.Writer, opt Down
 		if err == nil {
 			return total, nil
 		}
-		if errors.Is(err, ErrBeyondEnd) || errors.Is(err, ErrSizeChanged) {
+		if errors.Is(err, ErrBeyondEnd) || errors.Is(err, ErrSizeChanged) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrAccess) {
 			return 0, fmt.Errorf("download %s: %w", key, err)
 		}
 		if tw.n > 0 {
