@@ -28,7 +28,7 @@ func TestModelsPublishPullServe(t *testing.T) {
 	dir := t.TempDir()
 	os.MkdirAll(filepath.Join(dir, "models"), 0o755)
 	cfgFile := filepath.Join(dir, "azaion.yaml")
-	os.WriteFile(cfgFile, []byte("onnx:\n  intra_op_threads: 2\n"), 0o644)
+	os.WriteFile(cfgFile, []byte("limits:\n  max_queue_wait: 60s\nonnx:\n  intra_op_threads: 2\n"), 0o644)
 	sock := filepath.Join(dir, "azaion.sock")
 	addr := testenv.FreeTCPAddr(t)
 	s3key, s3secret := testenv.Env(t, "AZAION_TEST_S3_ACCESS_KEY", "the S3 server"), testenv.Env(t, "AZAION_TEST_S3_SECRET_KEY", "the S3 server")

@@ -50,7 +50,9 @@ func TestServeAndDetectCLI(t *testing.T) {
 		"AZAION_ORT_LIB="+testenv.ORTLib(t),
 		"AZAION_LOG_FORMAT=json",
 	)
-	if err := os.WriteFile(filepath.Join(dir, "azaion.yaml"), []byte("limits:\n  queue_size: 8\nonnx:\n  intra_op_threads: 2\n"), 0o644); err != nil {
+	// A generous max_queue_wait: on a loaded machine one slow inference must
+	// not make the next single request a 429 (admission is tested in sched).
+	if err := os.WriteFile(filepath.Join(dir, "azaion.yaml"), []byte("limits:\n  queue_size: 8\n  max_queue_wait: 60s\nonnx:\n  intra_op_threads: 2\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	serve := startProc(t, azaion, env, "serve")
