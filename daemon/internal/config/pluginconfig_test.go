@@ -34,6 +34,8 @@ trainer:
 		t.Fatal(err)
 	}
 	t.Setenv("AZAION_ONNX_THREADS", "4")
+	t.Setenv("AZAION_ORT_LIB", "") // `make test` exports it; restored after the test
+	os.Unsetenv("AZAION_ORT_LIB")
 	c, err := Load(p, true)
 	if err != nil {
 		t.Fatal(err)
