@@ -1,13 +1,9 @@
 package localapi
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"image"
-	_ "image/jpeg" // register decoders for DecodeConfig
-	_ "image/png"  // register decoders for DecodeConfig
 	"io"
 	"math"
 	"mime"
@@ -17,17 +13,12 @@ import (
 	"strings"
 	"time"
 
-	_ "golang.org/x/image/bmp"  // register decoders for DecodeConfig
-	_ "golang.org/x/image/webp" // register decoders for DecodeConfig
-
 	"github.com/azaion/edge/sdk/api"
 	"github.com/azaion/edge/sdk/backend"
 	"github.com/azaion/edge/sdk/classes"
+	"github.com/azaion/edge/sdk/imageheader"
 	"github.com/azaion/edge/sdk/yolo"
 )
-
-// minImageSide is the smallest width or height accepted.
-const minImageSide = 2
 
 func (s *Server) handleDetect(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
@@ -85,7 +76,8 @@ func (s *Server) handleDetect(w http.ResponseWriter, r *http.Request) {
 		BatchSize:  ir.BatchSize,
 	}
 	if resp.Image.Width == 0 {
-		resp.Image = api.ImageSize{Width: cfg.Width, Height: cfg.Height}
+		w, h := cfg.OrientedSize()
+		resp.Image = api.ImageSize{Width: w, Height: h}
 	}
 	t := ir.Timings
 	resp.TimingsMS = api.TimingsMS{
@@ -153,40 +145,22 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	return b, nil
 }
 
-// imageMagic reports whether b starts like an image format the backends
-// decode (JPEG, PNG, BMP, WebP).
-func imageMagic(b []byte) bool {
-	prefixes := [][]byte{
-		{0xFF, 0xD8, 0xFF},    // JPEG
-		{0x89, 'P', 'N', 'G'}, // PNG
-		[]byte("BM"),          // BMP
+// checkImage reads the image header only (sdk/imageheader, the check the
+// backend plugins make too): it rejects what is not an image (415), and
+// images whose header is unreadable, whose data is truncated or whose size
+// is out of bounds (422), before anything allocates the decoded pixels.
+func checkImage(b []byte, maxPixels int64) (imageheader.Header, error) {
+	h, err := imageheader.Read(b)
+	switch {
+	case errors.Is(err, imageheader.ErrNotImage):
+		return h, fmt.Errorf("%w: the body is %s, not a JPEG, PNG, BMP or WebP image", errNotImage, http.DetectContentType(b))
+	case err != nil:
+		return h, fmt.Errorf("%w: cannot read the image header: %v", errBadImage, err)
 	}
-	for _, p := range prefixes {
-		if bytes.HasPrefix(b, p) {
-			return true
-		}
+	if err := h.Check(maxPixels); err != nil {
+		return h, fmt.Errorf("%w: %v", errBadImage, err)
 	}
-	return len(b) >= 12 && string(b[0:4]) == "RIFF" && string(b[8:12]) == "WEBP"
-}
-
-// checkImage reads the image header only: it rejects what is not an image
-// (415), and images whose header is unreadable or whose size is out of
-// bounds (422), before anything allocates the decoded pixels.
-func checkImage(b []byte, maxPixels int64) (image.Config, error) {
-	if !imageMagic(b) {
-		return image.Config{}, fmt.Errorf("%w: the body is %s, not a JPEG, PNG, BMP or WebP image", errNotImage, http.DetectContentType(b))
-	}
-	cfg, format, err := image.DecodeConfig(bytes.NewReader(b))
-	if err != nil {
-		return cfg, fmt.Errorf("%w: cannot read the image header: %v", errBadImage, err)
-	}
-	if cfg.Width < minImageSide || cfg.Height < minImageSide {
-		return cfg, fmt.Errorf("%w: %s image is %dx%d pixels; the smallest accepted is %dx%d", errBadImage, format, cfg.Width, cfg.Height, minImageSide, minImageSide)
-	}
-	if int64(cfg.Width)*int64(cfg.Height) > maxPixels {
-		return cfg, fmt.Errorf("%w: %s image is %dx%d = %d pixels, over the limit of %d", errBadImage, format, cfg.Width, cfg.Height, int64(cfg.Width)*int64(cfg.Height), maxPixels)
-	}
-	return cfg, nil
+	return h, nil
 }
 
 func imageError(e *backend.ImageError) error {
