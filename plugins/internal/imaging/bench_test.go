@@ -1,0 +1,81 @@
+package imaging
+
+import (
+	"fmt"
+	"runtime"
+	"syscall"
+	"testing"
+	"time"
+
+	"gocv.io/x/gocv"
+
+	"github.com/azaion/edge/sdk/imageheader"
+)
+
+// threadCPU is the CPU time of the calling OS thread (user + system).
+func threadCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(1 /* RUSAGE_THREAD */, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// cpuLoop runs f b.N times on one locked OS thread and reports its CPU time
+// per op as cpu_ms (steadier than wall time on a shared machine).
+func cpuLoop(b *testing.B, f func()) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	c0 := threadCPU()
+	for b.Loop() {
+		f()
+	}
+	b.ReportMetric(float64((threadCPU()-c0).Microseconds())/1000/float64(b.N), "cpu_ms")
+}
+
+// BenchmarkDecode decodes bus.jpg and a 4K JPEG (bus.jpg stretched to
+// 3840x2160) with OpenCV (the plugin's decoder before TurboJPEG) and with
+// TurboJPEG at every DCT scale M/8, then runs the whole Preprocess (decode
+// at the chosen scale + letterbox) for a 640x640 input.
+//
+//	go test -run '^$' -bench Decode -benchtime 20x ./plugins/internal/imaging
+func BenchmarkDecode(b *testing.B) {
+	for _, img := range []struct {
+		name string
+		data []byte
+	}{{"bus", readTestImage(b, "bus.jpg")}, {"4k", bus4K(b)}} {
+		hdr, err := imageheader.Read(img.data)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("%s: %dx%d, %d bytes, chosen scale %d/8", img.name, hdr.Width, hdr.Height, len(img.data), ChooseScale(hdr, 640, 640))
+		b.Run(img.name+"/opencv", func(b *testing.B) {
+			cpuLoop(b, func() {
+				m, err := gocv.IMDecode(img.data, gocv.IMReadColor)
+				if err != nil {
+					b.Fatal(err)
+				}
+				m.Close()
+			})
+		})
+		for s := 1; s <= FullScale; s++ {
+			b.Run(fmt.Sprintf("%s/turbojpeg_%d_8", img.name, s), func(b *testing.B) {
+				cpuLoop(b, func() {
+					im, err := Decode(img.data, 640, 640, Options{Scale: s})
+					if err != nil {
+						b.Fatal(err)
+					}
+					im.Close()
+				})
+			})
+		}
+		b.Run(img.name+"/preprocess", func(b *testing.B) {
+			dst := make([]float32, 3*640*640)
+			cpuLoop(b, func() {
+				if _, err := Preprocess(img.data, dst, 640, 640, false, Options{}); err != nil {
+					b.Fatal(err)
+				}
+			})
+		})
+	}
+}
