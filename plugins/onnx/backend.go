@@ -1,7 +1,9 @@
 // Package onnx is the ONNX Runtime inference backend (binary
 // azaion-plugin-onnx): it loads YOLO detectors from memory with
-// onnxruntime_go, decodes and letterboxes images with OpenCV (gocv), batches
-// concurrent requests per model, and decodes the outputs with sdk/yolo. Only
+// onnxruntime_go, decodes and letterboxes images on a decode pool with
+// plugins/internal/imaging (TurboJPEG, OpenCV), batches concurrent requests
+// per model while the previous batch runs, and decodes the outputs with
+// sdk/yolo. Only
 // the plugin's main imports it; the daemon talks to it over gRPC.
 package onnx
 
@@ -9,14 +11,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"sort"
 	"sync"
-	"sync/atomic"
+	"time"
 
 	hclog "github.com/hashicorp/go-hclog"
 	ort "github.com/yalue/onnxruntime_go"
 
+	"github.com/azaion/edge/plugins/internal/imaging"
 	"github.com/azaion/edge/sdk/backend"
 	"github.com/azaion/edge/sdk/model"
 	"github.com/azaion/edge/sdk/version"
@@ -32,6 +34,7 @@ var _ backend.Backend = (*Backend)(nil)
 type Backend struct {
 	cfg       Config
 	log       hclog.Logger
+	decoders  *imaging.Pool    // decodes and letterboxes the images of every model
 	providers []string         // available providers, cpu last
 	avail     map[string]error // why each non-cpu provider is unavailable (nil = available)
 
@@ -56,7 +59,8 @@ func New(cfg Config, log hclog.Logger) (*Backend, error) {
 	if err := initEnvironment(cfg.Library); err != nil {
 		return nil, err
 	}
-	b := &Backend{cfg: cfg, log: log, avail: probeProviders(cfg.Library, cfg.Providers), models: map[string]*loaded{}}
+	b := &Backend{cfg: cfg, log: log, avail: probeProviders(cfg.Library, cfg.Providers), models: map[string]*loaded{},
+		decoders: imaging.NewPool(cfg.DecodeThreads)}
 	for _, p := range cfg.Providers {
 		if err, probed := b.avail[p]; probed && err == nil {
 			b.providers = append(b.providers, p)
@@ -69,12 +73,13 @@ func New(cfg Config, log hclog.Logger) (*Backend, error) {
 		}
 		err := providerError(cfg.Library, p, b.avail[p])
 		if !cfg.FallbackCPU {
+			b.decoders.Close()
 			return nil, err
 		}
 		log.Warn("execution provider unavailable, falling back to cpu", "provider", p, "error", err)
 	}
 	log.Info("onnx runtime ready", "version", ort.GetVersion(), "library", cfg.Library,
-		"providers", b.providers, "intra_op_threads", cfg.IntraOpThreads, "spinning", cfg.Spinning)
+		"providers", b.providers, "intra_op_threads", cfg.IntraOpThreads, "spinning", cfg.Spinning, "decode_threads", cfg.DecodeThreads)
 	return b, nil
 }
 
@@ -92,6 +97,7 @@ func (b *Backend) Close() error {
 	for _, m := range models {
 		m.close()
 	}
+	b.decoders.Close()
 	return nil
 }
 
@@ -235,10 +241,12 @@ func (b *Backend) model(handle string) (*loaded, error) {
 	return m, nil
 }
 
-// Detect decodes and letterboxes the images in the caller's goroutine, queues
-// them for the model's runner (which batches them with other callers'
-// images), and returns one result per image.
+// Detect decodes and letterboxes the images on the backend's decode pool,
+// queues them for the model's runner (which batches them with other
+// callers' images while it runs the previous batch), and returns one result
+// per image.
 func (b *Backend) Detect(ctx context.Context, handle string, images [][]byte, p backend.DetectParams) ([]backend.ImageResult, error) {
+	arrived := time.Now()
 	m, err := b.model(handle)
 	if err != nil {
 		return nil, err
@@ -255,10 +263,6 @@ func (b *Backend) Detect(ctx context.Context, handle string, images [][]byte, p 
 	res := make([]backend.ImageResult, len(images))
 	reqs := make([]*request, len(images))
 	errs := make([]error, len(images))
-	prep := func(i int) {
-		r, ie, err := m.prepare(images[i], params, p.MaxPixels, &res[i])
-		reqs[i], errs[i], res[i].Err = r, err, ie
-	}
 	var callErr error
 	waited := 0
 	waitUpTo := func(n int) {
@@ -270,15 +274,22 @@ func (b *Backend) Detect(ctx context.Context, handle string, images [][]byte, p 
 			}
 		}
 	}
-	// The images of one call are decoded in parallel, a chunk at a time, and
+	// The images of one call are decoded on the pool a chunk at a time, and
 	// each chunk is queued at once so that it can share a batch. At most two
 	// chunks are in flight, which bounds the memory a long call holds.
-	chunk := max(m.maxBatch, runtime.GOMAXPROCS(0))
+	chunk := max(m.maxBatch, b.decoders.Size())
 	for lo := 0; lo < len(images); lo += chunk {
 		hi := min(lo+chunk, len(images))
 		waitUpTo(max(0, lo-chunk))
 		if callErr == nil {
-			parallel(lo, hi, prep)
+			_, err := b.decoders.Do(ctx, hi-lo, func(i int) {
+				i += lo
+				r, ie, err := m.prepare(images[i], params, p.MaxPixels, &res[i], arrived)
+				reqs[i], errs[i], res[i].Err = r, err, ie
+			})
+			if err != nil {
+				callErr = err
+			}
 		}
 		for i := lo; i < hi; i++ {
 			m.pending.Add(-1)
@@ -336,7 +347,7 @@ func (b *Backend) DetectTensor(ctx context.Context, handle string, input []float
 		return res, err
 	}
 	copy(t.GetData(), input)
-	r := &request{tensor: t, lb: lb, params: params, res: &res, done: make(chan struct{})}
+	r := &request{tensor: t, lb: lb, params: params, res: &res, arrived: time.Now(), done: make(chan struct{})}
 	res.Width, res.Height = lb.SrcW, lb.SrcH
 	if err := m.enqueue(ctx, r); err != nil {
 		return res, err
@@ -345,25 +356,6 @@ func (b *Backend) DetectTensor(ctx context.Context, handle string, input []float
 		return res, err
 	}
 	return res, nil
-}
-
-// parallel runs f(i) for i in [lo, hi) on up to GOMAXPROCS goroutines.
-func parallel(lo, hi int, f func(int)) {
-	if hi-lo == 1 {
-		f(lo)
-		return
-	}
-	var wg sync.WaitGroup
-	var next atomic.Int64
-	next.Store(int64(lo))
-	for range min(hi-lo, runtime.GOMAXPROCS(0)) {
-		wg.Go(func() {
-			for i := int(next.Add(1)) - 1; i < hi; i = int(next.Add(1)) - 1 {
-				f(i)
-			}
-		})
-	}
-	wg.Wait()
 }
 
 // checkParams fills defaults and rejects out-of-range parameters.

@@ -12,8 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"gocv.io/x/gocv"
+
 	"github.com/azaion/edge/internal/testenv"
+	"github.com/azaion/edge/plugins/internal/imaging/imagingtest"
 	"github.com/azaion/edge/sdk/backend"
+	"github.com/azaion/edge/sdk/imageheader/imagetest"
 	"github.com/azaion/edge/sdk/model"
 	"github.com/azaion/edge/sdk/yolo"
 	"github.com/azaion/edge/sdk/yolo/yolotest"
@@ -264,6 +268,49 @@ func TestBadImages(t *testing.T) {
 			if err != nil || res[0].Err != nil || res[0].Width != 12 || res[0].Height != 10 {
 				t.Errorf("%s: %v %+v", f, err, res)
 			}
+		}
+	})
+	t.Run("progressive, CMYK, rotated and mislabelled JPEGs", func(t *testing.T) {
+		m, err := gocv.IMDecode(bus, gocv.IMReadColor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		cmyk, err := os.ReadFile(filepath.Join("..", "internal", "imaging", "testdata", "cmyk.jpg"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rotated := imagetest.WithOrientation(bus, 6, binary.BigEndian)
+		upright, err := gocv.IMDecode(rotated, gocv.IMReadColor) // OpenCV applies the orientation
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer upright.Close()
+		png, err := gocv.IMEncode(gocv.PNGFileExt, upright)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer png.Close()
+		imgs := [][]byte{imagingtest.Encode(t, m, gocv.IMWriteJpegProgressive, 1), cmyk, rotated, png.GetBytes(), imagetest.WithSOF(bus, 0xC2)}
+		res, err := b.Detect(context.Background(), lr.Handle, imgs, backend.DetectParams{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := res[0]; r.Err != nil {
+			t.Errorf("progressive: %v", r.Err)
+		} else {
+			yolotest.Match(t, r.Detections, yolotest.Load(t, testenv.Model(t, "yolo11n_int8.ref.json"), "bus.jpg"))
+		}
+		if r := res[1]; r.Err != nil || r.Width != 64 || r.Height != 48 {
+			t.Errorf("CMYK: %dx%d %v, want 64x48 decoded", r.Width, r.Height, r.Err)
+		}
+		if r := res[2]; r.Err != nil || r.Width != 1080 || r.Height != 810 || len(r.Detections) == 0 ||
+			yolotest.Format(r.Detections) != yolotest.Format(res[3].Detections) {
+			t.Errorf("EXIF orientation 6: %dx%d %v, detections\n%s\nwant those of the upright PNG\n%s", r.Width, r.Height, r.Err,
+				yolotest.Format(r.Detections), yolotest.Format(res[3].Detections))
+		}
+		if r := res[4]; r.Err == nil || r.Err.Code != backend.ImageUndecodable {
+			t.Errorf("baseline data under a progressive header: %+v, want undecodable", r.Err)
 		}
 	})
 	t.Run("mixed batch in one call", func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 
 	ort "github.com/yalue/onnxruntime_go"
 
+	"github.com/azaion/edge/plugins/internal/imaging"
 	"github.com/azaion/edge/sdk/backend"
 	"github.com/azaion/edge/sdk/model"
 	"github.com/azaion/edge/sdk/yolo"
@@ -28,10 +29,12 @@ type request struct {
 	lb     yolo.Letterbox
 	params yolo.Params
 	res    *backend.ImageResult
-	enq    time.Time
-	state  atomic.Int32
-	err    error // set by the runner when the batch failed
-	done   chan struct{}
+	// arrived is when the image reached the backend: its queue time is the
+	// time from there to its batch's start less its decode and preprocess.
+	arrived time.Time
+	state   atomic.Int32
+	err     error // set by the runner when the batch failed
+	done    chan struct{}
 }
 
 func (r *request) take() bool { return r.state.CompareAndSwap(stateQueued, stateTaken) }
@@ -52,9 +55,11 @@ type loaded struct {
 
 	pool *tensorPool
 	reqs chan *request
-	// pending counts the images of Detect calls still being decoded: the
-	// runner waits for a batch to fill only while some are.
+	// pending counts the images of Detect calls not yet queued (waiting for
+	// a decoder or being decoded): the runner waits for a batch to fill only
+	// while some are expected within the batch wait (see decodes).
 	pending atomic.Int64
+	decodes decodeClock
 	stop    chan struct{}
 	done    chan struct{}
 	once    sync.Once
@@ -124,24 +129,26 @@ func (m *loaded) stats() backend.ModelStats {
 }
 
 // prepare decodes and letterboxes one image into a pooled input tensor.
-func (m *loaded) prepare(img []byte, p yolo.Params, maxPixels int64, res *backend.ImageResult) (*request, *backend.ImageError, error) {
+// arrived is when the image reached the backend.
+func (m *loaded) prepare(img []byte, p yolo.Params, maxPixels int64, res *backend.ImageResult, arrived time.Time) (*request, *backend.ImageError, error) {
 	t, err := m.pool.get()
 	if err != nil {
 		return nil, nil, err
 	}
-	d, ie := preprocess(img, t.GetData(), m.w, m.h, m.bgr, maxPixels)
-	res.Width, res.Height = d.width, d.height
-	res.Timings.Decode, res.Timings.Preprocess = d.decode, d.preprocess
-	if ie != nil {
+	id := m.decodes.start()
+	d, err := imaging.Preprocess(img, t.GetData(), m.w, m.h, m.bgr, imaging.Options{MaxPixels: maxPixels})
+	m.decodes.end(id, d.Decode+d.Preprocess)
+	res.Width, res.Height = d.Width, d.Height
+	res.Timings.Decode, res.Timings.Preprocess = d.Decode, d.Preprocess
+	if err != nil {
 		m.pool.put(t)
-		return nil, ie, nil
+		return nil, imaging.ImageError(err), nil
 	}
-	return &request{tensor: t, lb: d.lb, params: p, res: res, done: make(chan struct{})}, nil, nil
+	return &request{tensor: t, lb: d.Letterbox, params: p, res: res, arrived: arrived, done: make(chan struct{})}, nil, nil
 }
 
 // enqueue hands a prepared request to the runner.
 func (m *loaded) enqueue(ctx context.Context, r *request) error {
-	r.enq = time.Now()
 	select {
 	case m.reqs <- r:
 		return nil
@@ -176,10 +183,13 @@ func (m *loaded) wait(ctx context.Context, r *request) error {
 	return r.err
 }
 
-// run is the runner: it owns the session. It takes the first queued request,
-// gathers more until the batch is full (maxBatch), the batch wait since the
-// first one has passed, or no other caller is still decoding an image (a
-// lone request never waits), and runs the batch.
+// run is the runner: it owns the session. It takes the first queued
+// request and every other one already queued, up to maxBatch. While the
+// batch is not full it waits for more only when an image still being
+// decoded is expected within the batch wait since the first one (an idle
+// runtime never waits for images that are not on their way), then runs the
+// batch. Requests that arrive while a batch runs form the next one, so
+// batches fill when the runtime is busy.
 func (m *loaded) run() {
 	defer close(m.done)
 	timer := time.NewTimer(time.Hour)
@@ -208,8 +218,9 @@ func (m *loaded) run() {
 				continue
 			default:
 			}
-			left := time.Until(deadline)
-			if left <= 0 || m.pending.Load() <= 0 {
+			now := time.Now()
+			left := deadline.Sub(now)
+			if left <= 0 || m.pending.Load() <= 0 || m.decodes.nextDone(now) > left {
 				break
 			}
 			timer.Reset(left)
@@ -246,24 +257,29 @@ func (m *loaded) drain() {
 	}
 }
 
-// runBatch runs one batch and post-processes each image.
+// runBatch runs one batch and post-processes each image. Each image's
+// timings add up to its time in the backend: queue (waiting for a decoder,
+// for the other images of its call and for the runner) + decode +
+// preprocess + infer (the batch's) + post (from the end of inference to its
+// own detections).
 func (m *loaded) runBatch(batch []*request) {
 	start := time.Now()
 	out, release, err := m.infer(batch)
-	infer := time.Since(start)
+	inferEnd := time.Now()
+	infer := inferEnd.Sub(start)
 	m.busy.Add(int64(infer))
 	m.nbatches.Add(1)
 	m.images.Add(uint64(len(batch)))
 	for i, r := range batch {
-		r.res.Timings.Queue = start.Sub(r.enq)
-		r.res.Timings.Infer = infer
+		t := &r.res.Timings
+		t.Queue = max(0, start.Sub(r.arrived)-t.Decode-t.Preprocess)
+		t.Infer = infer
 		r.res.BatchSize = len(batch)
 		if err != nil {
 			r.err = fmt.Errorf("onnx: run model %s: %v: %w", m.handle, err, backend.ErrUnavailable)
 		} else {
-			t0 := time.Now()
 			r.err = m.post(out, i, r)
-			r.res.Timings.Post = time.Since(t0)
+			t.Post = time.Since(inferEnd)
 		}
 	}
 	if release != nil {
@@ -380,7 +396,7 @@ func (m *loaded) warmup() (time.Duration, error) {
 	defer m.pool.put(t)
 	d := t.GetData()
 	for i := range d {
-		d[i] = padValue
+		d[i] = imaging.PadValue
 	}
 	r := &request{tensor: t, lb: yolo.NewLetterbox(m.w, m.h, m.w, m.h), params: yolo.Params{}.WithDefaults(), res: &backend.ImageResult{}}
 	start := time.Now()
@@ -451,4 +467,55 @@ func (p *tensorPool) close() {
 	for _, t := range free {
 		t.Destroy()
 	}
+}
+
+// decodeClock tracks a model's images being decoded, so the runner can tell
+// whether the next one is expected within its batch wait.
+type decodeClock struct {
+	mu       sync.Mutex
+	next     uint64
+	inflight map[uint64]time.Time // decode start of each image being decoded
+	avg      time.Duration        // moving average of decode + preprocess
+}
+
+// start records an image's decode start and returns its id for end.
+func (c *decodeClock) start() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.inflight == nil {
+		c.inflight = map[uint64]time.Time{}
+	}
+	c.next++
+	c.inflight[c.next] = time.Now()
+	return c.next
+}
+
+// end records that image id took d to decode and preprocess.
+func (c *decodeClock) end(id uint64, d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.inflight, id)
+	if c.avg == 0 {
+		c.avg = d
+	} else {
+		c.avg += (d - c.avg) / 8
+	}
+}
+
+// nextDone estimates how long from now until the next image being decoded
+// is ready: the oldest decode's expected end, or a whole decode when none
+// is running yet (the images wait for a decoder).
+func (c *decodeClock) nextDone(now time.Time) time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.inflight) == 0 {
+		return c.avg
+	}
+	oldest := now
+	for _, t := range c.inflight {
+		if t.Before(oldest) {
+			oldest = t
+		}
+	}
+	return max(0, oldest.Add(c.avg).Sub(now))
 }

@@ -30,9 +30,14 @@ type ONNX struct {
 	Spinning bool `yaml:"spinning" json:"spinning"`
 	// MaxBatch is the largest batch formed for dynamic-batch models (default 4).
 	MaxBatch int `yaml:"max_batch" json:"max_batch"`
-	// BatchWait is the longest a request waits for others to join its batch
-	// (default 2ms).
+	// BatchWait is the longest a batch waits for images still being decoded
+	// to join it (default 2ms); the runner waits only for images expected
+	// within it.
 	BatchWait time.Duration `yaml:"batch_wait" json:"batch_wait"`
+	// DecodeThreads is the size of the plugin's decode pool, which decodes
+	// and letterboxes images while the runtime runs the previous batch (0 =
+	// DefaultDecodeThreads).
+	DecodeThreads int `yaml:"decode_threads" json:"decode_threads"`
 	// Providers are the execution providers to use, in order of preference:
 	// cpu, cuda, tensorrt (default [cpu]). CPU is always the last resort
 	// inside ONNX Runtime for operators the others lack.
@@ -47,7 +52,19 @@ const (
 	DefaultORTLibrary = "/usr/lib/azaion/libonnxruntime.so.1"
 	DefaultMaxBatch   = 4
 	DefaultBatchWait  = 2 * time.Millisecond
+	// MaxDefaultDecodeThreads bounds DefaultDecodeThreads: more decoders
+	// than this outrun any one inference runtime.
+	MaxDefaultDecodeThreads = 8
 )
+
+// DefaultDecodeThreads is the decode pool size for a machine with cpus
+// logical CPUs whose inference runtime uses runtimeThreads of them: the
+// CPUs the runtime leaves, at least 1 and at most MaxDefaultDecodeThreads.
+// On 2 CPUs with a 2-thread runtime that is 1 (decoding then takes a core
+// from the runtime only while it has an image to decode); on 8 CPUs, 6.
+func DefaultDecodeThreads(cpus, runtimeThreads int) int {
+	return min(max(cpus-runtimeThreads, 1), MaxDefaultDecodeThreads)
+}
 
 // DefaultONNX returns the ONNX backend's defaults (the packaged library path,
 // CPU, batches of up to 4 with a 2 ms wait).
@@ -72,6 +89,9 @@ func (c ONNX) WithDefaults() ONNX {
 	if c.BatchWait == 0 {
 		c.BatchWait = DefaultBatchWait
 	}
+	if c.DecodeThreads == 0 {
+		c.DecodeThreads = DefaultDecodeThreads(runtime.NumCPU(), c.IntraOpThreads)
+	}
 	if len(c.Providers) == 0 {
 		c.Providers = []string{ProviderCPU}
 	}
@@ -95,6 +115,9 @@ func (c ONNX) Validate() error {
 	}
 	if c.InterOpThreads < 0 || c.InterOpThreads > 256 {
 		return fmt.Errorf("inter_op_threads %d: want 0..256", c.InterOpThreads)
+	}
+	if c.DecodeThreads < 0 || c.DecodeThreads > 256 {
+		return fmt.Errorf("decode_threads %d: want 0..256", c.DecodeThreads)
 	}
 	if c.MaxBatch < 1 || c.MaxBatch > 64 {
 		return fmt.Errorf("max_batch %d: want 1..64", c.MaxBatch)

@@ -244,6 +244,11 @@ func TestServeDetect(t *testing.T) {
 					t.Fatalf("request %d in a batch differs from the request alone", i)
 				}
 				all4 = all4 && res[i].BatchSize == 4
+				// Decoding overlaps inference; no stage is counted twice.
+				tm := res[i].TimingsMS
+				if sum := tm.Queue + tm.Decode + tm.Preprocess + tm.Infer + tm.Postprocess; sum > tm.Total+0.002 || tm.Decode <= 0 || tm.Infer <= 0 {
+					t.Errorf("request %d: stages %+v add up to %.3f ms, over the total", i, tm, sum)
+				}
 			}
 			batched = all4
 		}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"mime"
+	"mime/multipart"
 	"net/http"
 	"os"
 	"strconv"
@@ -101,37 +102,17 @@ func readImage(w http.ResponseWriter, r *http.Request, limit int64, timeout time
 	return img, err
 }
 
+// readBody reads the image once into one buffer sized from the request (no
+// copy as it grows, none out of a parsed form): that buffer is what goes to
+// the backend.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	r.Body = http.MaxBytesReader(w, r.Body, limit)
 	ct := r.Header.Get("Content-Type")
 	mt, _, _ := mime.ParseMediaType(ct)
 	if mt == "multipart/form-data" {
-		if err := r.ParseMultipartForm(min(limit, 32<<20)); err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				return nil, err
-			}
-			return nil, fmt.Errorf("%w: multipart body: %w", errBadRequest, err)
-		}
-		fhs := r.MultipartForm.File["image"]
-		if len(fhs) == 0 {
-			return nil, fmt.Errorf("%w: multipart body has no file field \"image\"", errBadRequest)
-		}
-		f, err := fhs[0].Open()
-		if err != nil {
-			return nil, fmt.Errorf("%w: field image: %v", errBadRequest, err)
-		}
-		defer f.Close()
-		b, err := io.ReadAll(f)
-		if err != nil {
-			return nil, fmt.Errorf("%w: field image: %v", errBadRequest, err)
-		}
-		if len(b) == 0 {
-			return nil, fmt.Errorf("%w: field image is empty", errBadRequest)
-		}
-		return b, nil
+		return readMultipartImage(r, limit)
 	}
-	b, err := io.ReadAll(r.Body)
+	b, err := readAll(r.Body, r.ContentLength, limit)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -143,6 +124,89 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 		return nil, fmt.Errorf("%w: empty body: send the image as the body or as multipart field \"image\"", errBadRequest)
 	}
 	return b, nil
+}
+
+// Limits of the non-file fields of a multipart detect request.
+const (
+	maxFormFields     = 32
+	maxFormFieldBytes = 4 << 10
+)
+
+// readMultipartImage streams a multipart body: the first file field "image"
+// is read straight into its buffer, the other fields (model, conf ...) into
+// r.MultipartForm.Value, where queryOrForm finds them.
+func readMultipartImage(r *http.Request, limit int64) ([]byte, error) {
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return nil, fmt.Errorf("%w: multipart body: %w", errBadRequest, err)
+	}
+	form := &multipart.Form{Value: map[string][]string{}}
+	r.MultipartForm = form
+	var img []byte
+	found := false
+	for fields := 0; ; fields++ {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return nil, err
+			}
+			return nil, fmt.Errorf("%w: multipart body: %w", errBadRequest, err)
+		}
+		name := part.FormName()
+		switch {
+		case name == "image" && part.FileName() != "" && !found:
+			found = true
+			img, err = readAll(part, r.ContentLength, limit)
+		case part.FileName() == "" && fields < maxFormFields:
+			var v []byte
+			v, err = readAll(io.LimitReader(part, maxFormFieldBytes), -1, maxFormFieldBytes)
+			form.Value[name] = append(form.Value[name], string(v))
+		default:
+			_, err = io.Copy(io.Discard, part)
+		}
+		part.Close()
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return nil, err
+			}
+			return nil, fmt.Errorf("%w: multipart field %q: %w", errBadRequest, name, err)
+		}
+	}
+	if !found {
+		return nil, fmt.Errorf("%w: multipart body has no file field \"image\"", errBadRequest)
+	}
+	if len(img) == 0 {
+		return nil, fmt.Errorf("%w: field image is empty", errBadRequest)
+	}
+	return img, nil
+}
+
+// readAll reads rd to its end into one buffer of capacity size+1 when
+// 0 <= size <= limit (the Content-Length: nothing is copied as it fills),
+// growing it only when size is unknown or wrong.
+func readAll(rd io.Reader, size, limit int64) ([]byte, error) {
+	if size < 0 || size > limit {
+		size = 32 << 10
+	}
+	b := make([]byte, 0, size+1) // +1: the final read sees EOF without growing
+	for {
+		n, err := rd.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+	}
 }
 
 // checkImage reads the image header only (sdk/imageheader, the check the
