@@ -24,7 +24,9 @@ import (
 // configuration and prints the ratios.
 //
 // AZAION_BENCH_MODEL names a shared test model (default yolo11n_dequant_fp32.onnx);
-// AZAION_ONNX_THREADS and AZAION_ONNX_SPINNING=1 change the served threads.
+// AZAION_BENCH_IMAGE is the image file to send (default bus.jpg);
+// AZAION_ONNX_THREADS, AZAION_ONNX_DECODE_THREADS and AZAION_ONNX_SPINNING=1
+// change the served threads.
 func BenchmarkHTTPDetect(b *testing.B) {
 	name := os.Getenv("AZAION_BENCH_MODEL")
 	if name == "" {
@@ -35,9 +37,18 @@ func BenchmarkHTTPDetect(b *testing.B) {
 		if v := os.Getenv("AZAION_ONNX_THREADS"); v != "" {
 			fmt.Sscan(v, &c.ONNX.IntraOpThreads)
 		}
+		if v := os.Getenv("AZAION_ONNX_DECODE_THREADS"); v != "" {
+			fmt.Sscan(v, &c.ONNX.DecodeThreads)
+		}
 		c.ONNX.Spinning = os.Getenv("AZAION_ONNX_SPINNING") == "1"
 	})
 	img := busJPEG(b)
+	if p := os.Getenv("AZAION_BENCH_IMAGE"); p != "" {
+		var err error
+		if img, err = os.ReadFile(p); err != nil {
+			b.Fatal(err)
+		}
+	}
 	for _, conc := range []int{1, 4} {
 		b.Run(fmt.Sprintf("c%d", conc), func(b *testing.B) {
 			// Warm the connections and the model.

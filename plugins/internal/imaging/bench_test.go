@@ -34,11 +34,14 @@ func cpuLoop(b *testing.B, f func()) {
 }
 
 // BenchmarkDecode decodes bus.jpg and a 4K JPEG (bus.jpg stretched to
-// 3840x2160) with OpenCV (the plugin's decoder before TurboJPEG) and with
-// TurboJPEG at every DCT scale M/8, then runs the whole Preprocess (decode
-// at the chosen scale + letterbox) for a 640x640 input.
+// 3840x2160) with OpenCV (the plugin's decoder before TurboJPEG), with
+// TurboJPEG at full size and at the scale ChooseScale picks for a 640x640
+// input (reported as scale_8ths), and at every other DCT scale M/8, then
+// runs the whole Preprocess (decode at the chosen scale + letterbox). Each
+// reports cpu_ms, the CPU time per image (steadier than ns/op on a shared
+// machine).
 //
-//	go test -run '^$' -bench Decode -benchtime 20x ./plugins/internal/imaging
+//	go test -run '^$' -bench 'Decode/.*/(opencv|full|chosen|preprocess)' -benchtime 20x ./plugins/internal/imaging
 func BenchmarkDecode(b *testing.B) {
 	for _, img := range []struct {
 		name string
@@ -58,7 +61,23 @@ func BenchmarkDecode(b *testing.B) {
 				m.Close()
 			})
 		})
-		for s := 1; s <= FullScale; s++ {
+		chosen := ChooseScale(hdr, 640, 640)
+		for _, run := range []struct {
+			name  string
+			scale int
+		}{{"full", FullScale}, {"chosen", chosen}} {
+			b.Run(img.name+"/"+run.name, func(b *testing.B) {
+				cpuLoop(b, func() {
+					im, err := Decode(img.data, 640, 640, Options{Scale: run.scale})
+					if err != nil {
+						b.Fatal(err)
+					}
+					im.Close()
+				})
+				b.ReportMetric(float64(run.scale), "scale_8ths")
+			})
+		}
+		for s := 1; s < FullScale; s++ {
 			b.Run(fmt.Sprintf("%s/turbojpeg_%d_8", img.name, s), func(b *testing.B) {
 				cpuLoop(b, func() {
 					im, err := Decode(img.data, 640, 640, Options{Scale: s})
