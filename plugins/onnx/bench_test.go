@@ -15,6 +15,7 @@ import (
 	ort "github.com/yalue/onnxruntime_go"
 
 	"github.com/azaion/edge/internal/testenv"
+	"github.com/azaion/edge/plugins/internal/imaging/imagingtest"
 	"github.com/azaion/edge/sdk/backend"
 	"github.com/azaion/edge/sdk/model"
 	"github.com/azaion/edge/sdk/pluginconfig"
@@ -108,7 +109,7 @@ func BenchmarkModelOnly(b *testing.B) {
 	if h <= 0 || w <= 0 {
 		h, w = 640, 640
 	}
-	plane := readF32(b, testenv.Model(b, "images/bus.jpg.640.f32"))
+	plane := imagingtest.ReadF32(b, testenv.Model(b, "images/bus.jpg.640.f32"))
 	for _, bs := range []int64{1, 4} {
 		if sh.batch > 0 && sh.batch != bs {
 			continue

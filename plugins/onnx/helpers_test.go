@@ -2,8 +2,6 @@ package onnx
 
 import (
 	"context"
-	"encoding/binary"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -51,18 +49,4 @@ func readTestImage(t testing.TB, name string) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-// readF32 reads a raw little-endian float32 file.
-func readF32(t testing.TB, path string) []float32 {
-	t.Helper()
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := make([]float32, len(raw)/4)
-	for i := range out {
-		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[i*4:]))
-	}
-	return out
 }

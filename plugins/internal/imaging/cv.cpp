@@ -17,10 +17,10 @@ static void set_err(char *err, int errlen, const char *msg) {
 	err[errlen - 1] = 0;
 }
 
-int imaging_imdecode(const unsigned char *buf, int len, int flags, void *dst, char *err, int errlen) {
+// guarded runs f, turning an exception into -1 and its message in err.
+template <class F> static int guarded(char *err, int errlen, F f) {
 	try {
-		cv::Mat raw(1, len, CV_8UC1, const_cast<unsigned char *>(buf));
-		cv::imdecode(raw, flags, static_cast<cv::Mat *>(dst));
+		f();
 		return 0;
 	} catch (const std::exception &e) {
 		set_err(err, errlen, e.what());
@@ -30,9 +30,16 @@ int imaging_imdecode(const unsigned char *buf, int len, int flags, void *dst, ch
 	return -1;
 }
 
+int imaging_imdecode(const unsigned char *buf, int len, int flags, void *dst, char *err, int errlen) {
+	return guarded(err, errlen, [&] {
+		cv::Mat raw(1, len, CV_8UC1, const_cast<unsigned char *>(buf));
+		cv::imdecode(raw, flags, static_cast<cv::Mat *>(dst));
+	});
+}
+
 int imaging_letterbox(void *src, float *dst, int W, int H, int nw, int nh, int px, int py, int bgr,
                       const float *lut, float pad, char *err, int errlen) {
-	try {
+	return guarded(err, errlen, [&] {
 		const cv::Mat &s = *static_cast<cv::Mat *>(src);
 		cv::Mat r = s;
 		if (s.cols != nw || s.rows != nh) {
@@ -60,11 +67,5 @@ int imaging_letterbox(void *src, float *dst, int W, int H, int nw, int nh, int p
 				d2[x] = lut[sp[c2]];
 			}
 		}
-		return 0;
-	} catch (const std::exception &e) {
-		set_err(err, errlen, e.what());
-	} catch (...) {
-		set_err(err, errlen, "unknown OpenCV error");
-	}
-	return -1;
+	});
 }

@@ -13,25 +13,12 @@ import (
 	"gocv.io/x/gocv"
 
 	"github.com/azaion/edge/internal/testenv"
+	"github.com/azaion/edge/plugins/internal/imaging/imagingtest"
 	"github.com/azaion/edge/sdk/backend"
 	"github.com/azaion/edge/sdk/imageheader"
 	"github.com/azaion/edge/sdk/imageheader/imagetest"
 	"github.com/azaion/edge/sdk/yolo"
 )
-
-// readF32 reads a raw little-endian float32 file.
-func readF32(t testing.TB, path string) []float32 {
-	t.Helper()
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := make([]float32, len(raw)/4)
-	for i := range out {
-		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[i*4:]))
-	}
-	return out
-}
 
 func testdata(t testing.TB, name string) []byte {
 	t.Helper()
@@ -43,7 +30,7 @@ func testdata(t testing.TB, name string) []byte {
 }
 
 func TestPreprocessMatchesUltralytics(t *testing.T) {
-	want := readF32(t, testenv.Model(t, "images/bus.jpg.640.f32"))
+	want := imagingtest.ReadF32(t, testenv.Model(t, "images/bus.jpg.640.f32"))
 	got := make([]float32, 3*640*640)
 	d, err := Preprocess(readTestImage(t, "bus.jpg"), got, 640, 640, false, Options{})
 	if err != nil {

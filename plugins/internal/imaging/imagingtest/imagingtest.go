@@ -4,7 +4,9 @@
 package imagingtest
 
 import (
+	"encoding/binary"
 	"image"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -14,6 +16,21 @@ import (
 
 	"github.com/azaion/edge/internal/testenv"
 )
+
+// ReadF32 reads a raw little-endian float32 file (such as the shared
+// bus.jpg.640.f32 tensor).
+func ReadF32(t testing.TB, path string) []float32 {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]float32, len(raw)/4)
+	for i := range out {
+		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[i*4:]))
+	}
+	return out
+}
 
 // Bus reads the shared bus.jpg (810x1080).
 func Bus(t testing.TB) []byte {
