@@ -86,7 +86,8 @@ func (c *Client) Load(ctx context.Context, desc model.Descriptor, data []byte) (
 
 // Detect implements Backend.
 func (c *Client) Detect(ctx context.Context, handle string, images [][]byte, p DetectParams) ([]ImageResult, error) {
-	r, err := c.c.Detect(ctx, &pb.DetectRequest{Handle: handle, Images: images, Params: paramsToPB(p)})
+	// imageCodec hands gRPC the images as they are, without a copy.
+	r, err := c.c.Detect(ctx, &pb.DetectRequest{Handle: handle, Images: images, Params: paramsToPB(p)}, grpc.ForceCodecV2(imageCodec{}))
 	if err != nil {
 		return nil, fromStatus("detect", err)
 	}

@@ -41,5 +41,5 @@ func PluginSet(impl Backend) goplugin.PluginSet {
 // Serve serves impl as a backend plugin; call it from a plugin's main. It
 // returns when the daemon disconnects.
 func Serve(impl Backend, log hclog.Logger) {
-	sdkplugin.Serve(PluginSet(impl), log)
+	sdkplugin.Serve(PluginSet(impl), log, serverCodec())
 }

@@ -56,14 +56,15 @@ func DialOptions() []grpc.DialOption {
 		grpc.MaxCallRecvMsgSize(MaxMessageSize), grpc.MaxCallSendMsgSize(MaxMessageSize))}
 }
 
-// Serve serves the given plugins over gRPC; it returns when the daemon
+// Serve serves the given plugins over gRPC, with ServerOptions and extra
+// (a plugin kind's own, such as a codec); it returns when the daemon
 // disconnects. Call it from a plugin's main.
-func Serve(plugins goplugin.PluginSet, log hclog.Logger) {
+func Serve(plugins goplugin.PluginSet, log hclog.Logger, extra ...grpc.ServerOption) {
 	goplugin.Serve(&goplugin.ServeConfig{
 		HandshakeConfig: Handshake,
 		Plugins:         plugins,
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
-			return grpc.NewServer(append(opts, ServerOptions()...)...)
+			return grpc.NewServer(append(append(opts, ServerOptions()...), extra...)...)
 		},
 		Logger: log,
 	})

@@ -19,7 +19,7 @@ import (
 func OverGRPC(t testing.TB, impl backend.Backend) backend.Backend {
 	t.Helper()
 	ln := bufconn.Listen(1 << 20)
-	srv := grpc.NewServer(sdkplugin.ServerOptions()...)
+	srv := grpc.NewServer(backend.ServerOptions()...)
 	if err := (&backend.GRPCPlugin{Impl: impl}).GRPCServer(nil, srv); err != nil {
 		t.Fatal(err)
 	}
