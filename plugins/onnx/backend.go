@@ -21,6 +21,7 @@ import (
 	"github.com/azaion/edge/plugins/internal/imaging"
 	"github.com/azaion/edge/sdk/backend"
 	"github.com/azaion/edge/sdk/model"
+	"github.com/azaion/edge/sdk/pluginconfig"
 	"github.com/azaion/edge/sdk/version"
 	"github.com/azaion/edge/sdk/yolo"
 )
@@ -60,7 +61,7 @@ func New(cfg Config, log hclog.Logger) (*Backend, error) {
 		return nil, err
 	}
 	b := &Backend{cfg: cfg, log: log, avail: probeProviders(cfg.Library, cfg.Providers), models: map[string]*loaded{},
-		decoders: imaging.NewPool(cfg.DecodeThreads)}
+		decoders: imaging.NewPool(cfg.DecodeThreads, cfg.DecodePriority != pluginconfig.DecodePriorityNormal)}
 	for _, p := range cfg.Providers {
 		if err, probed := b.avail[p]; probed && err == nil {
 			b.providers = append(b.providers, p)
@@ -79,7 +80,7 @@ func New(cfg Config, log hclog.Logger) (*Backend, error) {
 		log.Warn("execution provider unavailable, falling back to cpu", "provider", p, "error", err)
 	}
 	log.Info("onnx runtime ready", "version", ort.GetVersion(), "library", cfg.Library,
-		"providers", b.providers, "intra_op_threads", cfg.IntraOpThreads, "spinning", cfg.Spinning, "decode_threads", cfg.DecodeThreads)
+		"providers", b.providers, "intra_op_threads", cfg.IntraOpThreads, "spinning", cfg.Spinning, "decode_threads", cfg.DecodeThreads, "decode_priority", cfg.DecodePriority)
 	return b, nil
 }
 

@@ -38,6 +38,11 @@ type ONNX struct {
 	// and letterboxes images while the runtime runs the previous batch (0 =
 	// DefaultDecodeThreads).
 	DecodeThreads int `yaml:"decode_threads" json:"decode_threads"`
+	// DecodePriority is the decode threads' CPU priority: "low" (default:
+	// niceness 19, so decoding fills the gaps the runtime's threads leave
+	// and never preempts them) or "normal" (the runtime's priority; for a
+	// machine whose other busy processes would starve low-priority threads).
+	DecodePriority string `yaml:"decode_priority" json:"decode_priority"`
 	// Providers are the execution providers to use, in order of preference:
 	// cpu, cuda, tensorrt (default [cpu]). CPU is always the last resort
 	// inside ONNX Runtime for operators the others lack.
@@ -46,6 +51,12 @@ type ONNX struct {
 	// with a warning, instead of failing.
 	FallbackCPU bool `yaml:"fallback_cpu" json:"fallback_cpu"`
 }
+
+// Decode priorities (ONNX.DecodePriority).
+const (
+	DecodePriorityLow    = "low"
+	DecodePriorityNormal = "normal"
+)
 
 // ONNX defaults.
 const (
@@ -92,6 +103,9 @@ func (c ONNX) WithDefaults() ONNX {
 	if c.DecodeThreads == 0 {
 		c.DecodeThreads = DefaultDecodeThreads(runtime.NumCPU(), c.IntraOpThreads)
 	}
+	if c.DecodePriority == "" {
+		c.DecodePriority = DecodePriorityLow
+	}
 	if len(c.Providers) == 0 {
 		c.Providers = []string{ProviderCPU}
 	}
@@ -118,6 +132,11 @@ func (c ONNX) Validate() error {
 	}
 	if c.DecodeThreads < 0 || c.DecodeThreads > 256 {
 		return fmt.Errorf("decode_threads %d: want 0..256", c.DecodeThreads)
+	}
+	switch c.DecodePriority {
+	case "", DecodePriorityLow, DecodePriorityNormal:
+	default:
+		return fmt.Errorf("decode_priority %q: want low or normal", c.DecodePriority)
 	}
 	if c.MaxBatch < 1 || c.MaxBatch > 64 {
 		return fmt.Errorf("max_batch %d: want 1..64", c.MaxBatch)

@@ -2,7 +2,9 @@ package imaging
 
 import (
 	"context"
+	"runtime"
 	"sync"
+	"syscall"
 )
 
 // Pool runs image decoding on a fixed number of goroutines, so decoding
@@ -18,12 +20,28 @@ type Pool struct {
 	stop chan struct{}
 }
 
-// NewPool starts a pool of n workers (n < 1 means 1).
-func NewPool(n int) *Pool {
+// LowPriorityNice is the niceness of a low-priority pool's threads: the
+// weakest, so that they run when the inference runtime's threads leave a
+// core idle and never preempt them (a preempted runtime thread stalls the
+// others at the next barrier).
+const LowPriorityNice = 19
+
+// NewPool starts a pool of n workers (n < 1 means 1). With lowPriority each
+// worker runs on its own OS thread at niceness LowPriorityNice: decoding
+// then fills the gaps the runtime leaves (it is never starved by the
+// runtime, whose threads sleep when it has nothing to run, and nothing to
+// run is what a starved decoder causes).
+func NewPool(n int, lowPriority bool) *Pool {
 	n = max(n, 1)
 	p := &Pool{jobs: make(chan func()), size: n, stop: make(chan struct{})}
 	for range n {
 		p.wg.Go(func() {
+			if lowPriority {
+				// The thread stays locked: it ends with the worker rather
+				// than carry its niceness to other goroutines.
+				runtime.LockOSThread()
+				_ = syscall.Setpriority(syscall.PRIO_PROCESS, syscall.Gettid(), LowPriorityNice)
+			}
 			for {
 				select {
 				case f := <-p.jobs:

@@ -3,13 +3,15 @@ package imaging
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
 
 func TestPool(t *testing.T) {
-	p := NewPool(2)
+	p := NewPool(2, false)
 	defer p.Close()
 	var running, peak, calls atomic.Int64
 	f := func(int) {
@@ -61,5 +63,35 @@ func TestPool(t *testing.T) {
 	p.Close()
 	if n, err := p.Do(context.Background(), 1, f); n != 0 || err == nil {
 		t.Errorf("Do after Close: %d, %v", n, err)
+	}
+}
+
+// niceOf returns the niceness of the calling thread.
+func niceOf(t *testing.T) int {
+	prio, err := syscall.Getpriority(syscall.PRIO_PROCESS, syscall.Gettid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 20 - prio // the raw syscall returns 20 - nice
+}
+
+// TestPoolPriority: a low-priority pool's workers run at LowPriorityNice; a
+// normal one's at the process's niceness.
+func TestPoolPriority(t *testing.T) {
+	var base int
+	runtime.LockOSThread()
+	base = niceOf(t)
+	runtime.UnlockOSThread()
+	for _, tc := range []struct {
+		low  bool
+		want int
+	}{{true, LowPriorityNice}, {false, base}} {
+		p := NewPool(1, tc.low)
+		var got int
+		p.Do(context.Background(), 1, func(int) { got = niceOf(t) })
+		p.Close()
+		if got != tc.want {
+			t.Errorf("low priority %v: worker niceness %d, want %d", tc.low, got, tc.want)
+		}
 	}
 }
