@@ -385,7 +385,9 @@ func (p *Plugin[T]) watch(ctx context.Context, client *goplugin.Client, impl T, 
 			p.stuckKills++
 			p.mu.Unlock()
 			p.log.Error("plugin stuck: calls in flight and none finished; killing it", "for", p.stuck().Round(time.Second))
-			return fmt.Errorf("plugin stuck: no call finished in %s", st)
+			err := fmt.Errorf("plugin stuck: no call finished in %s", st)
+			p.setState(StateDown, err.Error()) // not ready while it is being killed (a stopped process takes a while)
+			return err
 		}
 		if p.spec.Health == nil || time.Since(lastHealth) < p.spec.HealthEvery {
 			continue
@@ -404,7 +406,9 @@ func (p *Plugin[T]) watch(ctx context.Context, client *goplugin.Client, impl T, 
 		failures++
 		p.log.Warn("plugin health check failed", "error", err, "failures", failures)
 		if failures >= p.spec.HealthFailures {
-			return fmt.Errorf("plugin unhealthy after %d checks: %w", failures, err)
+			err := fmt.Errorf("plugin unhealthy after %d checks: %w", failures, err)
+			p.setState(StateDown, err.Error()) // not ready while it is being killed
+			return err
 		}
 	}
 }
