@@ -61,7 +61,7 @@ func New(cfg Config, log hclog.Logger) (*Backend, error) {
 		return nil, err
 	}
 	b := &Backend{cfg: cfg, log: log, avail: probeProviders(cfg.Library, cfg.Providers), models: map[string]*loaded{},
-		decoders: imaging.NewPool(cfg.DecodeThreads, cfg.DecodePriority != pluginconfig.DecodePriorityNormal)}
+		decoders: imaging.NewPool(cfg.DecodeThreads, cfg.DecodePriority == pluginconfig.DecodePriorityLow)}
 	for _, p := range cfg.Providers {
 		if err, probed := b.avail[p]; probed && err == nil {
 			b.providers = append(b.providers, p)

@@ -38,10 +38,11 @@ type ONNX struct {
 	// and letterboxes images while the runtime runs the previous batch (0 =
 	// DefaultDecodeThreads).
 	DecodeThreads int `yaml:"decode_threads" json:"decode_threads"`
-	// DecodePriority is the decode threads' CPU priority: "low" (default:
-	// niceness 19, so decoding fills the gaps the runtime's threads leave
-	// and never preempts them) or "normal" (the runtime's priority; for a
-	// machine whose other busy processes would starve low-priority threads).
+	// DecodePriority is the decode threads' CPU priority: "normal"
+	// (default: the runtime's) or "low" (niceness 19: decoding fills the
+	// gaps the runtime's threads leave and never preempts them, but any
+	// other busy process of equal standing, such as an augmentation job of
+	// the trainer plugin, then starves it).
 	DecodePriority string `yaml:"decode_priority" json:"decode_priority"`
 	// Providers are the execution providers to use, in order of preference:
 	// cpu, cuda, tensorrt (default [cpu]). CPU is always the last resort
@@ -104,7 +105,7 @@ func (c ONNX) WithDefaults() ONNX {
 		c.DecodeThreads = DefaultDecodeThreads(runtime.NumCPU(), c.IntraOpThreads)
 	}
 	if c.DecodePriority == "" {
-		c.DecodePriority = DecodePriorityLow
+		c.DecodePriority = DecodePriorityNormal
 	}
 	if len(c.Providers) == 0 {
 		c.Providers = []string{ProviderCPU}

@@ -21,10 +21,10 @@ func TestDecodeONNX(t *testing.T) {
 				c.BatchWait == 2*time.Millisecond && len(c.Providers) == 1 && c.Providers[0] == "cpu" && c.Library == DefaultORTLibrary
 		}, ""},
 		{"library", `{"library": "/x.so"}`, func(c ONNX) bool { return c.Library == "/x.so" && c.MaxBatch == 4 }, ""},
-		{"all fields", `{"intra_op_threads": 3, "inter_op_threads": 2, "spinning": true, "max_batch": 8, "batch_wait": 5000000, "decode_threads": 5, "decode_priority": "normal", "providers": ["CUDA", "cpu"], "fallback_cpu": true}`, func(c ONNX) bool {
+		{"all fields", `{"intra_op_threads": 3, "inter_op_threads": 2, "spinning": true, "max_batch": 8, "batch_wait": 5000000, "decode_threads": 5, "decode_priority": "low", "providers": ["CUDA", "cpu"], "fallback_cpu": true}`, func(c ONNX) bool {
 			c = c.WithDefaults()
 			return c.IntraOpThreads == 3 && c.InterOpThreads == 2 && c.Spinning && c.MaxBatch == 8 && c.BatchWait == 5*time.Millisecond &&
-				c.DecodeThreads == 5 && c.DecodePriority == DecodePriorityNormal && c.Providers[0] == "cuda" && c.FallbackCPU
+				c.DecodeThreads == 5 && c.DecodePriority == DecodePriorityLow && c.Providers[0] == "cuda" && c.FallbackCPU
 		}, ""},
 		{"too many decoders", `{"decode_threads": 1000}`, nil, "decode_threads"},
 		{"bad decode priority", `{"decode_priority": "high"}`, nil, "decode_priority"},
@@ -61,7 +61,7 @@ func TestDecodeONNX(t *testing.T) {
 // for every plugin kind.
 func TestEncodeDecode(t *testing.T) {
 	onnx := ONNX{Library: "/opt/ort/libonnxruntime.so.1", IntraOpThreads: 3, InterOpThreads: 2, Spinning: true,
-		MaxBatch: 8, BatchWait: 7 * time.Millisecond, DecodeThreads: 3, DecodePriority: DecodePriorityNormal, Providers: []string{"cuda", "cpu"}, FallbackCPU: true}
+		MaxBatch: 8, BatchWait: 7 * time.Millisecond, DecodeThreads: 3, DecodePriority: DecodePriorityLow, Providers: []string{"cuda", "cpu"}, FallbackCPU: true}
 	trainer := Trainer{Python: "/opt/venv/bin/python3"}
 	for _, tc := range []struct {
 		name     string
@@ -97,7 +97,7 @@ func TestDefaultDecodeThreads(t *testing.T) {
 			t.Errorf("%d CPUs, %d runtime threads: %d, want %d", tc.cpus, tc.rt, got, tc.want)
 		}
 	}
-	if c := (ONNX{IntraOpThreads: 2}).WithDefaults(); c.DecodeThreads < 1 || c.DecodeThreads > MaxDefaultDecodeThreads || c.DecodePriority != DecodePriorityLow {
+	if c := (ONNX{IntraOpThreads: 2}).WithDefaults(); c.DecodeThreads < 1 || c.DecodeThreads > MaxDefaultDecodeThreads || c.DecodePriority != DecodePriorityNormal {
 		t.Errorf("default decode threads %d, priority %q", c.DecodeThreads, c.DecodePriority)
 	}
 }

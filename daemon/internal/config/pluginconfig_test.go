@@ -25,7 +25,7 @@ onnx:
   max_batch: 8
   batch_wait: 7ms
   decode_threads: 3
-  decode_priority: normal
+  decode_priority: low
   providers: [cuda, cpu]
   fallback_cpu: true
 trainer:
@@ -43,7 +43,7 @@ trainer:
 		t.Fatal(err)
 	}
 	want := pluginconfig.ONNX{Library: "/opt/ort/libonnxruntime.so.1", IntraOpThreads: 4, InterOpThreads: 2, Spinning: true,
-		MaxBatch: 8, BatchWait: 7 * time.Millisecond, DecodeThreads: 3, DecodePriority: "normal", Providers: []string{"cuda", "cpu"}, FallbackCPU: true}
+		MaxBatch: 8, BatchWait: 7 * time.Millisecond, DecodeThreads: 3, DecodePriority: "low", Providers: []string{"cuda", "cpu"}, FallbackCPU: true}
 	if !reflect.DeepEqual(c.ONNX.ONNX, want) {
 		t.Fatalf("onnx section: %+v, want %+v", c.ONNX.ONNX, want)
 	}
