@@ -36,6 +36,7 @@ type Backend struct {
 	cfg       Config
 	log       hclog.Logger
 	decoders  *imaging.Pool    // decodes and letterboxes the images of every model
+	budget    *imaging.Budget  // bounds the decoded pixels in flight
 	providers []string         // available providers, cpu last
 	avail     map[string]error // why each non-cpu provider is unavailable (nil = available)
 
@@ -62,6 +63,11 @@ func New(cfg Config, log hclog.Logger) (*Backend, error) {
 	}
 	b := &Backend{cfg: cfg, log: log, avail: probeProviders(cfg.Library, cfg.Providers), models: map[string]*loaded{},
 		decoders: imaging.NewPool(cfg.DecodeThreads, cfg.DecodePriority == pluginconfig.DecodePriorityLow)}
+	budget := cfg.DecodeBudget
+	if budget == 0 {
+		budget = imaging.DefaultBudget()
+	}
+	b.budget = imaging.NewBudget(budget, cfg.DecodeWait)
 	for _, p := range cfg.Providers {
 		if err, probed := b.avail[p]; probed && err == nil {
 			b.providers = append(b.providers, p)
@@ -285,7 +291,16 @@ func (b *Backend) Detect(ctx context.Context, handle string, images [][]byte, p 
 		if callErr == nil {
 			_, err := b.decoders.Do(ctx, hi-lo, func(i int) {
 				i += lo
+				release, err := b.budget.Acquire(ctx, imaging.DecodedBytes(images[i], m.w, m.h))
+				if err != nil {
+					if errors.Is(err, imaging.ErrBudget) {
+						err = fmt.Errorf("onnx: %w: %w", backend.ErrBusy, err)
+					}
+					errs[i] = err
+					return
+				}
 				r, ie, err := m.prepare(images[i], params, p.MaxPixels, &res[i], arrived)
+				release()
 				reqs[i], errs[i], res[i].Err = r, err, ie
 			})
 			if err != nil {

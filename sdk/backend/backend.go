@@ -158,4 +158,7 @@ var (
 	ErrUnsupported = errors.New("unsupported")
 	// ErrUnavailable: the backend cannot serve right now.
 	ErrUnavailable = errors.New("backend unavailable")
+	// ErrBusy: the backend is at a resource limit (its decode memory
+	// budget); the request may be retried shortly.
+	ErrBusy = errors.New("backend busy")
 )

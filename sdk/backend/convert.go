@@ -16,6 +16,7 @@ var errorCodes = sdkplugin.ErrorCodes{
 	{Err: ErrBadModel, Code: codes.InvalidArgument},
 	{Err: ErrUnsupported, Code: codes.FailedPrecondition},
 	{Err: ErrUnavailable, Code: codes.Unavailable},
+	{Err: ErrBusy, Code: codes.ResourceExhausted},
 }
 
 // toStatus maps a backend error to a gRPC status (the plugin side).

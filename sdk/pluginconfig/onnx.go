@@ -44,6 +44,13 @@ type ONNX struct {
 	// other busy process of equal standing, such as an augmentation job of
 	// the trainer plugin, then starves it).
 	DecodePriority string `yaml:"decode_priority" json:"decode_priority"`
+	// DecodeBudget bounds the bytes of decoded pixels the plugin holds at
+	// once (0 = an eighth of the machine's memory, 512 MiB to 4 GiB); a
+	// decode that does not fit waits up to DecodeWait, then its request
+	// is refused (429).
+	DecodeBudget int64 `yaml:"decode_budget" json:"decode_budget"`
+	// DecodeWait is how long a decode waits for room in the budget (default 1s).
+	DecodeWait time.Duration `yaml:"decode_wait" json:"decode_wait"`
 	// Providers are the execution providers to use, in order of preference:
 	// cpu, cuda, tensorrt (default [cpu]). CPU is always the last resort
 	// inside ONNX Runtime for operators the others lack.
@@ -98,6 +105,9 @@ func (c ONNX) WithDefaults() ONNX {
 	if c.MaxBatch == 0 {
 		c.MaxBatch = DefaultMaxBatch
 	}
+	if c.DecodeWait == 0 {
+		c.DecodeWait = time.Second
+	}
 	if c.BatchWait == 0 {
 		c.BatchWait = DefaultBatchWait
 	}
@@ -141,6 +151,12 @@ func (c ONNX) Validate() error {
 	}
 	if c.MaxBatch < 1 || c.MaxBatch > 64 {
 		return fmt.Errorf("max_batch %d: want 1..64", c.MaxBatch)
+	}
+	if c.DecodeBudget < 0 {
+		return fmt.Errorf("decode_budget %d: must not be negative", c.DecodeBudget)
+	}
+	if c.DecodeWait < 0 || c.DecodeWait > time.Minute {
+		return fmt.Errorf("decode_wait %s: want 0s..1m", c.DecodeWait)
 	}
 	if c.BatchWait < 0 || c.BatchWait > time.Second {
 		return fmt.Errorf("batch_wait %s: want 0s..1s", c.BatchWait)

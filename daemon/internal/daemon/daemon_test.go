@@ -634,3 +634,75 @@ func TestModelLifecycle(t *testing.T) {
 	}
 	h.waitReady(t, 10*time.Second) // an unloaded model does not make the daemon unready
 }
+
+// hugePNG returns a small PNG (a few hundred KB) that decodes to side x side
+// pixels.
+func hugePNG(t testing.TB, side int) []byte {
+	t.Helper()
+	img := image.NewPaletted(image.Rect(0, 0, side, side), color.Palette{color.RGBA{40, 80, 120, 255}, color.RGBA{200, 10, 10, 255}})
+	for y := 0; y < side; y += 97 {
+		img.Pix[y*side+y%side] = 1
+	}
+	var buf bytes.Buffer
+	if err := (&png.Encoder{CompressionLevel: png.BestSpeed}).Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// TestHugeImagesBudget: 40 requests at once, each a small PNG that decodes
+// to 100 megapixels: every answer is 200 or 429, the plugin's memory stays
+// within its decode budget (plus what it held before), and nothing restarts.
+func TestHugeImagesBudget(t *testing.T) {
+	const budget = 700 << 20
+	h := startDaemon(t, []string{"yolo11n_int8.onnx"}, func(c *config.Config) {
+		c.ONNX.DecodeThreads = 4
+		c.ONNX.DecodeBudget = budget
+		c.ONNX.DecodeWait = time.Second
+		c.Limits.MaxBodyBytes = 4 << 20
+		c.Limits.MaxUploads = 64
+	})
+	ctx := context.Background()
+	bs, _ := h.http.Backends(ctx)
+	pid := bs.Backends[0].PID
+	if _, err := h.http.Detect(ctx, busJPEG(t), api.DetectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	before := peakRSS(pid)
+	img := hugePNG(t, 10000)
+	t.Logf("PNG of %d KB decoding to 10000x10000; plugin RSS before %d MiB", len(img)>>10, before>>20)
+	var wg sync.WaitGroup
+	codes := make(chan int, 40)
+	for range 40 {
+		wg.Go(func() {
+			_, err := h.http.Detect(ctx, img, api.DetectOptions{})
+			var se *api.StatusError
+			switch {
+			case err == nil:
+				codes <- 200
+			case errors.As(err, &se):
+				codes <- se.Status
+			default:
+				t.Errorf("request failed: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	close(codes)
+	count := map[int]int{}
+	for c := range codes {
+		count[c]++
+	}
+	after := peakRSS(pid)
+	t.Logf("answers %v; plugin peak RSS %d MiB (before %d MiB, budget %d MiB)", count, after>>20, before>>20, budget>>20)
+	if count[200]+count[429] != 40 || count[200] == 0 {
+		t.Errorf("answers %v: want only 200 and 429, some 200", count)
+	}
+	if after-before > budget+200<<20 {
+		t.Errorf("plugin peak RSS grew by %d MiB: over the %d MiB budget", (after-before)>>20, budget>>20)
+	}
+	bs, _ = h.http.Backends(ctx)
+	if b := bs.Backends[0]; b.PID != pid || b.Restarts != 0 {
+		t.Errorf("the plugin restarted: %+v", b)
+	}
+}

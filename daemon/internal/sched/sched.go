@@ -69,6 +69,8 @@ func backendError(err error) error {
 		return fmt.Errorf("%w: %v", ErrBadModel, err)
 	case errors.Is(err, backend.ErrUnsupported):
 		return fmt.Errorf("%w: %v", ErrUnsupported, err)
+	case errors.Is(err, backend.ErrBusy):
+		return &RetryError{After: time.Second, Err: fmt.Errorf("%w: %v", ErrQueueFull, err)}
 	}
 	return err
 }
