@@ -22,10 +22,14 @@ type modelShape struct {
 	h, w int64
 	// out is the output shape (batch dimension included).
 	out []int64
+	// in16, out16 are true for a float16 input or output (an Ultralytics
+	// half=True export); the plugin converts at the boundary.
+	in16, out16 bool
 }
 
 // inspectShape reads the input and output of a detector graph: one float32
-// NCHW input with 3 channels and a rank-3 float32 output (the first output).
+// or float16 NCHW input with 3 channels and a rank-3 float32 or float16
+// output (the first output; a float16 one needs static non-batch dimensions).
 func inspectShape(ins, outs []ort.InputOutputInfo) (modelShape, error) {
 	bad := func(format string, args ...any) (modelShape, error) {
 		return modelShape{}, fmt.Errorf("onnx: %s: %w", fmt.Sprintf(format, args...), backend.ErrBadModel)
@@ -37,8 +41,8 @@ func inspectShape(ins, outs []ort.InputOutputInfo) (modelShape, error) {
 		return bad("the model has no outputs")
 	}
 	in, out := ins[0], outs[0]
-	if in.OrtValueType != ort.ONNXTypeTensor || in.DataType != ort.TensorElementDataTypeFloat {
-		return bad("input %q is %s, want a float32 tensor", in.Name, in.String())
+	if in.OrtValueType != ort.ONNXTypeTensor || !isFloat(in.DataType) {
+		return bad("input %q is %s, want a float32 or float16 tensor", in.Name, in.String())
 	}
 	d := in.Dimensions
 	if len(d) != 4 {
@@ -50,17 +54,22 @@ func inspectShape(ins, outs []ort.InputOutputInfo) (modelShape, error) {
 		}
 		return bad("input %q has shape %v, want 3 channels in NCHW [batch,3,height,width]", in.Name, d)
 	}
-	if out.OrtValueType != ort.ONNXTypeTensor || out.DataType != ort.TensorElementDataTypeFloat {
-		return bad("output %q is %s, want a float32 tensor", out.Name, out.String())
+	if out.OrtValueType != ort.ONNXTypeTensor || !isFloat(out.DataType) {
+		return bad("output %q is %s, want a float32 or float16 tensor", out.Name, out.String())
 	}
 	if len(out.Dimensions) != 3 {
 		return bad("output %q has shape %v, want yolo-raw [batch,4+classes,anchors] or yolo-nms [batch,detections,6]", out.Name, out.Dimensions)
 	}
-	return modelShape{
+	sh := modelShape{
 		inName: in.Name, outName: out.Name,
 		batch: d[0], h: d[2], w: d[3],
-		out: append([]int64(nil), out.Dimensions...),
-	}, nil
+		out:  append([]int64(nil), out.Dimensions...),
+		in16: in.DataType == ort.TensorElementDataTypeFloat16, out16: out.DataType == ort.TensorElementDataTypeFloat16,
+	}
+	if sh.out16 && (sh.out[1] <= 0 || sh.out[2] <= 0) {
+		return modelShape{}, fmt.Errorf("onnx: output %q is float16 with dynamic dimensions %v: export it with a static output shape: %w", out.Name, out.Dimensions, backend.ErrUnsupported)
+	}
+	return sh, nil
 }
 
 // outputLayout infers the output layout from the output shape.
@@ -399,4 +408,8 @@ func resolve(d model.Descriptor, sh modelShape, md metadata, maxBatch int) (mode
 		return d, 0, fmt.Errorf("onnx: %w: %w", err, backend.ErrBadModel)
 	}
 	return d, run, nil
+}
+
+func isFloat(t ort.TensorElementDataType) bool {
+	return t == ort.TensorElementDataTypeFloat || t == ort.TensorElementDataTypeFloat16
 }

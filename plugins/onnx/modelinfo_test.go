@@ -91,7 +91,9 @@ func TestInspectShape(t *testing.T) {
 		{"nhwc", []ort.InputOutputInfo{tensorInfo("images", 1, 640, 640, 3)}, []ort.InputOutputInfo{raw}, backend.ErrUnsupported, "NHWC"},
 		{"grey", []ort.InputOutputInfo{tensorInfo("images", 1, 1, 640, 640)}, []ort.InputOutputInfo{raw}, backend.ErrBadModel, "3 channels"},
 		{"rank 2 input", []ort.InputOutputInfo{tensorInfo("x", 1, 10)}, []ort.InputOutputInfo{raw}, backend.ErrBadModel, "NCHW"},
-		{"fp16 input", []ort.InputOutputInfo{{Name: "images", OrtValueType: ort.ONNXTypeTensor, DataType: ort.TensorElementDataTypeFloat16, Dimensions: ort.NewShape(1, 3, 640, 640)}}, []ort.InputOutputInfo{raw}, backend.ErrBadModel, "float32"},
+		{"fp16 input", []ort.InputOutputInfo{{Name: "images", OrtValueType: ort.ONNXTypeTensor, DataType: ort.TensorElementDataTypeFloat16, Dimensions: ort.NewShape(1, 3, 640, 640)}}, []ort.InputOutputInfo{raw}, nil, ""},
+		{"uint8 input", []ort.InputOutputInfo{{Name: "images", OrtValueType: ort.ONNXTypeTensor, DataType: ort.TensorElementDataTypeUint8, Dimensions: ort.NewShape(1, 3, 640, 640)}}, []ort.InputOutputInfo{raw}, backend.ErrBadModel, "float32 or float16"},
+		{"fp16 output with dynamic anchors", []ort.InputOutputInfo{img}, []ort.InputOutputInfo{{Name: "output0", OrtValueType: ort.ONNXTypeTensor, DataType: ort.TensorElementDataTypeFloat16, Dimensions: ort.NewShape(1, 84, -1)}}, backend.ErrUnsupported, "static"},
 		{"rank 4 output (segmentation protos)", []ort.InputOutputInfo{img}, []ort.InputOutputInfo{tensorInfo("p", 1, 32, 160, 160)}, backend.ErrBadModel, "yolo-raw"},
 	}
 	for _, tc := range tests {

@@ -52,6 +52,8 @@ type loaded struct {
 	batchWait time.Duration
 	out       []int64 // output shape with batch dim
 	layout    string
+	in16      bool // the session takes and returns float16 (see fp16.go)
+	out16     bool
 
 	pool *tensorPool
 	reqs chan *request
@@ -68,6 +70,8 @@ type loaded struct {
 	batches map[int]*batchBufs
 	inData  []float32 // backing of the batch input tensors
 	outData []float32 // backing of the output tensors
+	in16s   []uint16  // backing of the float16 input tensors
+	out16s  []uint16  // backing of the float16 output tensors
 	dec     yolo.Decoder
 	scratch []yolo.Detection
 
@@ -77,13 +81,14 @@ type loaded struct {
 
 // batchBufs are the input and output tensors of one batch size.
 type batchBufs struct {
-	in, out *ort.Tensor[float32] // out nil when the output shape is not static
+	in, out     *ort.Tensor[float32] // out nil when the output shape is not static
+	in16, out16 *halfTensor          // for float16 models
 }
 
 func newLoaded(d model.Descriptor, sess *ort.DynamicAdvancedSession, sh modelShape, runBatch int, wait time.Duration) *loaded {
 	m := &loaded{
 		desc: d, sess: sess, w: d.InputWidth, h: d.InputHeight, bgr: d.PixelFormat == "BGR",
-		maxBatch: max(runBatch, 1), batchWait: wait, out: sh.out, layout: d.Output,
+		maxBatch: max(runBatch, 1), batchWait: wait, out: sh.out, layout: d.Output, in16: sh.in16, out16: sh.out16,
 		reqs: make(chan *request, 256), stop: make(chan struct{}), done: make(chan struct{}),
 		batches: map[int]*batchBufs{},
 	}
@@ -114,6 +119,8 @@ func (m *loaded) close() {
 			if bb.out != nil {
 				bb.out.Destroy()
 			}
+			bb.in16.destroy()
+			bb.out16.destroy()
 		}
 		m.pool.close()
 		m.sess.Destroy()
@@ -305,15 +312,30 @@ func (m *loaded) infer(batch []*request) (*ort.Tensor[float32], func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	in := bb.in // nil for batch size 1
-	if bs == 1 {
+	var in ort.Value
+	per := 3 * m.w * m.h
+	switch {
+	case m.in16:
+		for i, r := range batch {
+			halvesFrom(bb.in16.data[i*per:(i+1)*per], r.tensor.GetData())
+		}
+		in = bb.in16.t
+	case bs == 1:
 		in = batch[0].tensor
-	} else {
+	default:
 		dst := bb.in.GetData()
-		per := 3 * m.w * m.h
 		for i, r := range batch {
 			copy(dst[i*per:(i+1)*per], r.tensor.GetData())
 		}
+		in = bb.in
+	}
+	if m.out16 {
+		if err := m.sess.Run([]ort.Value{in}, []ort.Value{bb.out16.t}); err != nil {
+			return nil, nil, err
+		}
+		o := int(m.out[1] * m.out[2])
+		floatsFrom(bb.out.GetData()[:n*o], bb.out16.data[:n*o])
+		return bb.out, nil, nil
 	}
 	if bb.out != nil {
 		return bb.out, nil, m.sess.Run([]ort.Value{in}, []ort.Value{bb.out})
@@ -339,7 +361,15 @@ func (m *loaded) bufs(bs int) (*batchBufs, error) {
 	}
 	bb := &batchBufs{}
 	var err error
-	if bs > 1 {
+	if m.in16 {
+		per := 3 * m.h * m.w
+		if m.in16s == nil {
+			m.in16s = make([]uint16, max(m.maxBatch, m.fixed)*per)
+		}
+		if bb.in16, err = newHalfTensor(ort.NewShape(int64(bs), 3, int64(m.h), int64(m.w)), m.in16s[:bs*per]); err != nil {
+			return nil, err
+		}
+	} else if bs > 1 {
 		if m.inData == nil {
 			m.inData = make([]float32, max(m.maxBatch, m.fixed)*3*m.h*m.w)
 		}
@@ -355,7 +385,22 @@ func (m *loaded) bufs(bs int) (*batchBufs, error) {
 			if bb.in != nil {
 				bb.in.Destroy()
 			}
+			bb.in16.destroy()
 			return nil, err
+		}
+		if m.out16 {
+			o := int(m.out[1] * m.out[2])
+			if m.out16s == nil {
+				m.out16s = make([]uint16, max(m.maxBatch, m.fixed)*o)
+			}
+			if bb.out16, err = newHalfTensor(ort.NewShape(int64(bs), m.out[1], m.out[2]), m.out16s[:bs*o]); err != nil {
+				bb.out.Destroy()
+				if bb.in != nil {
+					bb.in.Destroy()
+				}
+				bb.in16.destroy()
+				return nil, err
+			}
 		}
 	}
 	m.batches[bs] = bb

@@ -4,7 +4,7 @@
 # for the ingest tests, pci.ids for the hardware fingerprint, Python OpenCV for
 # the augmentation benchmark's reference script.
 set -euo pipefail
-pkgs=(build-essential pkg-config libopencv-dev libturbojpeg0-dev rabbitmq-server pci.ids python3-opencv python3-numpy ca-certificates)
+pkgs=(build-essential pkg-config libopencv-dev libturbojpeg0-dev rabbitmq-server pci.ids python3-opencv python3-numpy python3-onnx ca-certificates)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
