@@ -6,6 +6,7 @@ SHELL := /bin/bash
 export AZAION_CACHE ?= $(HOME)/.cache/azaion-edge
 ORT_VERSION := 1.30.0
 export AZAION_ORT_LIB ?= $(AZAION_CACHE)/onnxruntime-$(ORT_VERSION)/libonnxruntime.so.1
+export AZAION_TRAINER_PYTHON ?= $(AZAION_CACHE)/trainer-venv/bin/python
 export AZAION_TEST_MODELS ?= $(abspath $(CURDIR)/../shared/models)
 export AZAION_BIN := $(CURDIR)/bin
 GO ?= go

@@ -3,6 +3,8 @@ package trainer
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -15,8 +17,12 @@ import (
 
 // Service runs trainer jobs; it implements sdk/trainer.Trainer.
 type Service struct {
-	cfg pluginconfig.Trainer
-	log hclog.Logger
+	cfg    pluginconfig.Trainer
+	log    hclog.Logger
+	worker *worker
+	// stopGrace is how long a cancelled worker may take to stop before its
+	// process group is killed.
+	stopGrace time.Duration
 
 	mu      sync.Mutex
 	running map[string]context.CancelFunc
@@ -30,7 +36,22 @@ func New(cfg pluginconfig.Trainer, log hclog.Logger) *Service {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	return &Service{cfg: cfg, log: log, running: map[string]context.CancelFunc{}}
+	return &Service{cfg: cfg, log: log, stopGrace: 15 * time.Second, running: map[string]context.CancelFunc{}}
+}
+
+// workerFor returns the training worker for jobs in stateDir.
+func (s *Service) workerFor(stateDir string) *worker {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.worker == nil || s.worker.home != filepath.Join(stateDir, "trainer") {
+		s.worker = &worker{python: s.cfg.Python, home: filepath.Join(stateDir, "trainer"), grace: s.stopGrace, log: s.log}
+	}
+	return s.worker
+}
+
+// jobDir is a job's scratch folder (worker specs), removed when it ends.
+func (s *Service) jobDir(spec sdk.JobSpec) string {
+	return filepath.Join(spec.StateDir, "trainer", "jobs", spec.ID)
 }
 
 // StartJob runs one job to the end (see sdk/trainer.Trainer).
@@ -73,12 +94,42 @@ func (s *Service) StartJob(ctx context.Context, spec sdk.JobSpec, emit func(sdk.
 		if p, err = sdk.DecodeParams(spec.Params, sdk.DefaultDatasetParams()); err == nil {
 			_, err = datasetJob(ctx, spec.DataRoot, p, time.Now(), em)
 		}
+	case sdk.JobTrain:
+		var p sdk.TrainParams
+		if p, err = sdk.DecodeParams(spec.Params, sdk.DefaultTrainParams()); err == nil {
+			err = s.withWorker(spec, func(w *worker) error { return s.trainJob(ctx, spec, p, em, log) })
+		}
+	case sdk.JobExport:
+		var p sdk.ExportParams
+		if p, err = sdk.DecodeParams(spec.Params, sdk.DefaultExportParams()); err == nil {
+			err = s.withWorker(spec, func(w *worker) error { return s.exportJob(ctx, spec, p, em, log) })
+		}
+	case sdk.JobGate:
+		var p sdk.GateParams
+		if p, err = sdk.DecodeParams(spec.Params, sdk.DefaultGateParams()); err == nil {
+			err = s.withWorker(spec, func(w *worker) error { return s.gateJob(ctx, spec, p, em, log) })
+		}
 	}
 	if err != nil && ctx.Err() != nil {
 		err = context.Canceled
 	}
 	log.Info("job ended", "error", err)
 	return err
+}
+
+// withWorker runs a job that needs the training worker: it checks the
+// state folder, prepares the worker and removes the job's scratch folder
+// afterwards.
+func (s *Service) withWorker(spec sdk.JobSpec, fn func(*worker) error) error {
+	if spec.StateDir == "" {
+		return fmt.Errorf("%w: %s jobs need the daemon's state folder", sdk.ErrBadSpec, spec.Type)
+	}
+	w := s.workerFor(spec.StateDir)
+	if err := w.prepare(); err != nil {
+		return err
+	}
+	defer os.RemoveAll(s.jobDir(spec))
+	return fn(w)
 }
 
 // Cancel stops a running job.
@@ -132,5 +183,5 @@ func rateMetrics(done, total int, start time.Time, extra map[string]float64) map
 // Info describes the plugin.
 func (s *Service) Info(context.Context) (*sdk.Info, error) {
 	return &sdk.Info{Name: "trainer", Version: version.Version, APIVersions: []string{sdk.APIVersion},
-		JobTypes: []sdk.JobType{sdk.JobValidate, sdk.JobAugment, sdk.JobDataset}}, nil
+		JobTypes: []sdk.JobType{sdk.JobValidate, sdk.JobAugment, sdk.JobDataset, sdk.JobTrain, sdk.JobExport, sdk.JobGate}}, nil
 }

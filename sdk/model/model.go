@@ -28,6 +28,10 @@ const (
 	// OutputYOLONMS is [B, N, 6]: rows x1, y1, x2, y2, score, class in input
 	// pixels, NMS already applied, zero-padded.
 	OutputYOLONMS = "yolo-nms"
+	// OutputYOLORawNorm is yolo-raw with the box rows normalized to 0..1 of
+	// the input size: the layout of INT8 RKNN exports, where one per-tensor
+	// quantization scale must also fit the class scores.
+	OutputYOLORawNorm = "yolo-raw-norm"
 )
 
 // Descriptor says what a model is and how to feed it. Zero fields are filled
@@ -148,9 +152,9 @@ func (d *Descriptor) Validate() error {
 		return bad("pixel_format %q: want RGB or BGR", d.PixelFormat)
 	}
 	switch d.Output {
-	case "", OutputYOLORaw, OutputYOLONMS:
+	case "", OutputYOLORaw, OutputYOLONMS, OutputYOLORawNorm:
 	default:
-		return bad("output %q: want yolo-raw or yolo-nms", d.Output)
+		return bad("output %q: want yolo-raw, yolo-nms or yolo-raw-norm", d.Output)
 	}
 	return nil
 }

@@ -14,6 +14,10 @@ type Trainer struct {
 	// environment (`make deps` creates one under the cache); empty means
 	// jobs that need the worker are refused with a message saying so.
 	Python string `yaml:"python" json:"python"`
+	// ONNXLibrary is the ONNX Runtime library the accuracy gate evaluates
+	// ONNX artifacts with (through the ONNX backend's own code); the daemon
+	// sets it from its onnx.library.
+	ONNXLibrary string `yaml:"-" json:"onnx_library,omitempty"`
 }
 
 // DefaultTrainer returns the trainer plugin's defaults.
@@ -24,6 +28,9 @@ func DefaultTrainer() Trainer { return Trainer{} }
 func (c Trainer) Validate() error {
 	if c.Python != "" && !filepath.IsAbs(c.Python) {
 		return fmt.Errorf("python %q: want an absolute path", c.Python)
+	}
+	if c.ONNXLibrary != "" && !filepath.IsAbs(c.ONNXLibrary) {
+		return fmt.Errorf("onnx_library %q: want an absolute path", c.ONNXLibrary)
 	}
 	return nil
 }

@@ -38,7 +38,8 @@ func (c *Client) Info(ctx context.Context) (*Info, error) {
 // StartJob implements Trainer: it calls emit for every streamed event and
 // returns the job's outcome when the stream ends.
 func (c *Client) StartJob(ctx context.Context, spec JobSpec, emit func(Event)) error {
-	stream, err := c.c.StartJob(ctx, &pb.JobSpec{Id: spec.ID, Type: string(spec.Type), DataRoot: spec.DataRoot, ParamsJson: spec.Params})
+	stream, err := c.c.StartJob(ctx, &pb.JobSpec{Id: spec.ID, Type: string(spec.Type), DataRoot: spec.DataRoot, ParamsJson: spec.Params,
+		StateDir: spec.StateDir, LogPath: spec.LogPath})
 	if err != nil {
 		return fromStatus("start job", err)
 	}

@@ -26,7 +26,8 @@ func (s *server) Info(ctx context.Context, _ *pb.InfoRequest) (*pb.InfoResponse,
 }
 
 func (s *server) StartJob(req *pb.JobSpec, stream pb.Trainer_StartJobServer) error {
-	spec := JobSpec{ID: req.Id, Type: JobType(req.Type), DataRoot: req.DataRoot, Params: req.ParamsJson}
+	spec := JobSpec{ID: req.Id, Type: JobType(req.Type), DataRoot: req.DataRoot, Params: req.ParamsJson,
+		StateDir: req.StateDir, LogPath: req.LogPath}
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
 	// emit is called from one goroutine at a time (the Trainer contract);

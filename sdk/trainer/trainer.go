@@ -29,12 +29,18 @@ const (
 	JobAugment JobType = "augment"
 	// JobDataset forms datasets/azaion-YYYY-MM-DD/ from data-processed/.
 	JobDataset JobType = "dataset"
+	// JobTrain trains a YOLO model on a dataset (the Python worker).
+	JobTrain JobType = "train"
+	// JobExport exports a training run's best.pt to deployable artifacts.
+	JobExport JobType = "export"
+	// JobGate evaluates a run's artifacts against its best.pt.
+	JobGate JobType = "gate"
 )
 
 // Valid reports whether t is a known job type.
 func (t JobType) Valid() bool {
 	switch t {
-	case JobValidate, JobAugment, JobDataset:
+	case JobValidate, JobAugment, JobDataset, JobTrain, JobExport, JobGate:
 		return true
 	}
 	return false
@@ -48,8 +54,15 @@ type JobSpec struct {
 	Type JobType
 	// DataRoot is the data root (data/, data-processed/, datasets/ ...).
 	DataRoot string
+	// StateDir is the daemon's state folder: training runs live in
+	// StateDir/training/<run>/.
+	StateDir string
+	// LogPath is the job's log file, where the training worker's console
+	// output goes (empty: none).
+	LogPath string
 	// Params are the JSON-encoded parameters of the job type
-	// (ValidateParams, AugmentParams or DatasetParams); empty means defaults.
+	// (ValidateParams, AugmentParams, DatasetParams, TrainParams,
+	// ExportParams or GateParams); empty means defaults.
 	Params json.RawMessage
 }
 

@@ -132,12 +132,17 @@ func (x *InfoResponse) GetJobTypes() []string {
 type JobSpec struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	// type is validate, augment or dataset.
+	// type is validate, augment, dataset, train, export or gate.
 	Type     string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
 	DataRoot string `protobuf:"bytes,3,opt,name=data_root,json=dataRoot,proto3" json:"data_root,omitempty"`
 	// params_json is the JSON of the type's parameters (sdk/trainer
-	// ValidateParams, AugmentParams, DatasetParams); empty for defaults.
-	ParamsJson    []byte `protobuf:"bytes,4,opt,name=params_json,json=paramsJson,proto3" json:"params_json,omitempty"`
+	// ValidateParams, AugmentParams, DatasetParams, TrainParams, ExportParams,
+	// GateParams); empty for defaults.
+	ParamsJson []byte `protobuf:"bytes,4,opt,name=params_json,json=paramsJson,proto3" json:"params_json,omitempty"`
+	// state_dir is the daemon's state folder (training runs live under it).
+	StateDir string `protobuf:"bytes,5,opt,name=state_dir,json=stateDir,proto3" json:"state_dir,omitempty"`
+	// log_path is the job's log file (the training worker's console output).
+	LogPath       string `protobuf:"bytes,6,opt,name=log_path,json=logPath,proto3" json:"log_path,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -198,6 +203,20 @@ func (x *JobSpec) GetParamsJson() []byte {
 		return x.ParamsJson
 	}
 	return nil
+}
+
+func (x *JobSpec) GetStateDir() string {
+	if x != nil {
+		return x.StateDir
+	}
+	return ""
+}
+
+func (x *JobSpec) GetLogPath() string {
+	if x != nil {
+		return x.LogPath
+	}
+	return ""
 }
 
 type JobEvent struct {
@@ -366,13 +385,15 @@ const file_sdk_trainer_proto_trainer_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12!\n" +
 	"\fapi_versions\x18\x03 \x03(\tR\vapiVersions\x12\x1b\n" +
-	"\tjob_types\x18\x04 \x03(\tR\bjobTypes\"k\n" +
+	"\tjob_types\x18\x04 \x03(\tR\bjobTypes\"\xa3\x01\n" +
 	"\aJobSpec\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x1b\n" +
 	"\tdata_root\x18\x03 \x01(\tR\bdataRoot\x12\x1f\n" +
 	"\vparams_json\x18\x04 \x01(\fR\n" +
-	"paramsJson\"\xf3\x01\n" +
+	"paramsJson\x12\x1b\n" +
+	"\tstate_dir\x18\x05 \x01(\tR\bstateDir\x12\x19\n" +
+	"\blog_path\x18\x06 \x01(\tR\alogPath\"\xf3\x01\n" +
 	"\bJobEvent\x12\x1a\n" +
 	"\bprogress\x18\x01 \x01(\x01R\bprogress\x12\x14\n" +
 	"\x05stage\x18\x02 \x01(\tR\x05stage\x12\x18\n" +
