@@ -63,6 +63,22 @@ func ORTLib(t testing.TB) string {
 	return p
 }
 
+// TrainerPython returns the interpreter of the training worker's virtual
+// environment (AZAION_TRAINER_PYTHON, which `make` exports; `make deps`
+// builds it under ~/.cache/azaion-edge/trainer-venv).
+func TrainerPython(t testing.TB) string {
+	t.Helper()
+	p := os.Getenv("AZAION_TRAINER_PYTHON")
+	if p == "" {
+		home, _ := os.UserHomeDir()
+		p = filepath.Join(home, ".cache", "azaion-edge", "trainer-venv", "bin", "python")
+	}
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("testenv: the training worker's Python not found (run `make deps` or set AZAION_TRAINER_PYTHON): %v", err)
+	}
+	return p
+}
+
 // Env returns the value of a variable that `make test` sets for a test server,
 // failing the test with a hint when it is missing.
 func Env(t testing.TB, key, what string) string {

@@ -240,6 +240,9 @@ func (s *Service) gateJob(ctx context.Context, spec sdk.JobSpec, p sdk.GateParam
 	if err != nil {
 		return err
 	}
+	if ref.MAP50 == 0 {
+		return fmt.Errorf("gate %s: best.pt finds nothing on the %d %s images (mAP50 0): the gate has no reference to judge the artifacts against", p.Run, len(imgs), split)
+	}
 	report := sdk.GateReport{Run: p.Run, Split: split, Images: len(imgs), Time: time.Now().UTC(), Export: hex.EncodeToString(manSum[:]),
 		Reference: gateResult("best.pt", "ultralytics", "fp32", "Ultralytics (PyTorch)", ref), Passed: true}
 	report.Reference.Passed = true
@@ -253,16 +256,18 @@ func (s *Service) gateJob(ctx context.Context, spec sdk.JobSpec, p sdk.GateParam
 		tgt := a.Target()
 		var preds predictions
 		var path string
-		switch a.Descriptor.Format {
-		case model.FormatONNX:
+		err := checkArtifact(exportDir, a)
+		switch {
+		case err != nil:
+		case a.Descriptor.Format == model.FormatONNX:
 			path = "ONNX Runtime (the daemon's ONNX backend)"
 			preds, err = s.onnxPredict(ctx, filepath.Join(exportDir, a.File), a.Descriptor, imgs, man, log, progress(a.File))
-		case model.FormatRKNN:
+		case a.Descriptor.Format == model.FormatRKNN:
 			path = "rknn-toolkit2 simulator"
 			preds, err = s.workerPredict(ctx, spec, predictSpec{Kind: "rknn", SourceONNX: filepath.Join(exportDir, a.SourceONNX),
 				Calibration: filepath.Join(exportDir, a.Calibration), RKNNPlatform: tgt.Device, Images: paths, Imgsz: man.Imgsz,
 				Conf: man.Conf, IoU: man.IoU, MaxDet: man.MaxDet}, progress(a.File))
-		case model.FormatEngine:
+		case a.Descriptor.Format == model.FormatEngine:
 			path = "TensorRT (Ultralytics)"
 			preds, err = s.workerPredict(ctx, spec, predictSpec{Kind: "ultralytics", Weights: filepath.Join(exportDir, a.File),
 				Images: paths, Imgsz: man.Imgsz, Conf: man.Conf, IoU: man.IoU, MaxDet: man.MaxDet, Device: p.Device}, progress(a.File))
@@ -323,6 +328,19 @@ func (s *Service) gateJob(ctx context.Context, spec sdk.JobSpec, p sdk.GateParam
 	}
 	em.emit(1, "done", "gate failed", metrics, true)
 	return fmt.Errorf("gate failed for run %s: %s (report: %s)", p.Run, strings.Join(failed, "; "), filepath.Join(exportDir, sdk.GateMarkdownFile))
+}
+
+// checkArtifact verifies an artifact's bytes against export.json.
+func checkArtifact(dir string, a sdk.Artifact) error {
+	b, err := os.ReadFile(filepath.Join(dir, a.File))
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(b)
+	if got := hex.EncodeToString(sum[:]); got != a.SHA256 || int64(len(b)) != a.Size {
+		return fmt.Errorf("%s does not match export.json (sha256 %s, %d bytes; want %s, %d bytes)", a.File, got, len(b), a.SHA256, a.Size)
+	}
+	return nil
 }
 
 func round2(v float64) float64 { return float64(int64(v*100+0.5*sign(v))) / 100 }

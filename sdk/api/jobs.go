@@ -18,30 +18,44 @@ const (
 	JobValidate = "validate" // check labels in data/, move invalid images to data-corrupted/
 	JobAugment  = "augment"  // data/ -> data-processed/ (original + 7 variants)
 	JobDataset  = "dataset"  // data-processed/ -> datasets/azaion-YYYY-MM-DD/
+	JobTrain    = "train"    // train a YOLO model: datasets/... -> <state>/training/<run>/
+	JobExport   = "export"   // a run's best.pt -> ONNX / RKNN / TensorRT artifacts
+	JobGate     = "gate"     // evaluate a run's artifacts against its best.pt
+	JobPublish  = "publish"  // send a run's gated artifacts as one model version
 )
 
 // JobState is where a job is in its life.
 type JobState string
 
-// Job states. Succeeded, failed and canceled are final.
+// Job states. Succeeded, failed, canceled and interrupted are final.
 const (
 	JobQueued    JobState = "queued"
 	JobRunning   JobState = "running"
 	JobSucceeded JobState = "succeeded"
 	JobFailed    JobState = "failed"
 	JobCanceled  JobState = "canceled"
+	// JobInterrupted is a job that was running when the daemon stopped.
+	JobInterrupted JobState = "interrupted"
 )
 
 // Final reports whether the state is final.
-func (s JobState) Final() bool { return s == JobSucceeded || s == JobFailed || s == JobCanceled }
+func (s JobState) Final() bool {
+	return s == JobSucceeded || s == JobFailed || s == JobCanceled || s == JobInterrupted
+}
 
 // JobRequest is the body of POST /v1/jobs.
 type JobRequest struct {
-	// Type is validate, augment or dataset.
+	// Type is validate, augment, dataset, train, export, gate or publish.
 	Type string `json:"type"`
 	// Params override the daemon's configured parameters of the job type
-	// (fields as in sdk/trainer ValidateParams, AugmentParams, DatasetParams).
+	// (fields as in sdk/trainer ValidateParams, AugmentParams, DatasetParams,
+	// TrainParams, ExportParams, GateParams, PublishParams).
 	Params json.RawMessage `json:"params,omitempty"`
+	// Then are jobs to run one after the other once this one succeeds (a
+	// pipeline: train, then export, gate, publish). Each gets the training
+	// run of this job as its "run" parameter; a job that fails stops the
+	// chain.
+	Then []JobRequest `json:"then,omitempty"`
 }
 
 // Job is a job as the daemon reports it.
@@ -57,7 +71,17 @@ type Job struct {
 	// Metrics are the latest figures (images_done, images_per_s, eta_s ...).
 	Metrics map[string]float64 `json:"metrics,omitempty"`
 	// Error says why a failed job failed.
-	Error    string     `json:"error,omitempty"`
+	Error string `json:"error,omitempty"`
+	// Run is the training run the job works on (train, export, gate, publish).
+	Run string `json:"run,omitempty"`
+	// Params are the job's parameters as it ran them (defaults merged).
+	Params json.RawMessage `json:"params,omitempty"`
+	// Previous is the job of the same pipeline that started this one; Next
+	// the one this job started when it succeeded.
+	Previous string `json:"previous,omitempty"`
+	Next     string `json:"next,omitempty"`
+	// Pending are the pipeline's jobs still to run after this one.
+	Pending []string `json:"pending,omitempty"`
 	Created  time.Time  `json:"created"`
 	Started  *time.Time `json:"started,omitempty"`
 	Finished *time.Time `json:"finished,omitempty"`
@@ -116,6 +140,17 @@ func (c *Client) GetJob(ctx context.Context, id string) (*Job, error) {
 		return nil, err
 	}
 	return &j, nil
+}
+
+// JobLog returns a job's log (GET /v1/jobs/{id}/log): the training
+// worker's console output for train, export and gate jobs.
+func (c *Client) JobLog(ctx context.Context, id string) ([]byte, error) {
+	resp, err := c.Raw(ctx, http.MethodGet, "/v1/jobs/"+url.PathEscape(id)+"/log", nil, "")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	return io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 }
 
 // CancelJob cancels a job (DELETE /v1/jobs/{id}); it returns the job, which

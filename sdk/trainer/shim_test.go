@@ -70,7 +70,7 @@ func TestShimStreamsEventsAndErrors(t *testing.T) {
 	}{
 		{"ok", &stepTrainer{n: 5}, JobAugment, nil},
 		{"job error", &stepTrainer{n: 2, fail: errors.New("disk full")}, JobAugment, nil},
-		{"bad spec", &stepTrainer{n: 0}, "train", ErrBadSpec},
+		{"bad spec", &stepTrainer{n: 0}, "fly", ErrBadSpec},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -237,3 +237,32 @@ func (p GateParams) Validate() error {
 	}
 	return nil
 }
+
+// JobPublish is the publish job type. It runs in the daemon, not in the
+// trainer plugin (it needs the daemon's API and CDN credentials); its
+// parameters live here with the other training jobs'.
+const JobPublish JobType = "publish"
+
+// PublishParams configure the publishing of a run's gated artifacts as one
+// model version.
+type PublishParams struct {
+	// Run is the training run whose export/ is published (required).
+	Run string `json:"run" yaml:"-"`
+	// Override publishes although the gate failed (or did not run): the
+	// reason is required, logged and stored with the job.
+	Override string `json:"override,omitempty" yaml:"-"`
+}
+
+// DefaultPublishParams returns the defaults.
+func DefaultPublishParams() PublishParams { return PublishParams{} }
+
+// Validate checks the parameters.
+func (p PublishParams) Validate() error {
+	if !ValidRunName(p.Run) {
+		return fmt.Errorf("%w: run %q: want the name of a training run", ErrBadSpec, p.Run)
+	}
+	if len(p.Override) > 1000 {
+		return fmt.Errorf("%w: override: the reason is longer than 1000 characters", ErrBadSpec)
+	}
+	return nil
+}

@@ -111,8 +111,9 @@ func runValidate(ctx context.Context, args []string) error {
 	return runJob(ctx, jf.client(), api.JobRequest{Type: api.JobValidate, Params: params}, *jf.detach, os.Stdout, os.Stderr)
 }
 
-// runJob creates a job and follows it with a progress bar until it ends.
-// Interrupting (Ctrl-C) cancels the job on the daemon.
+// runJob creates a job and follows it with a progress bar until it ends,
+// then each job of its pipeline in turn (req.Then). Interrupting (Ctrl-C)
+// cancels the running job on the daemon, which stops the pipeline.
 func runJob(ctx context.Context, c *api.Client, req api.JobRequest, detach bool, stdout, stderr io.Writer) error {
 	j, err := c.CreateJob(ctx, req)
 	if api.IsStatus(err, http.StatusNotFound) {
@@ -125,6 +126,34 @@ func runJob(ctx context.Context, c *api.Client, req api.JobRequest, detach bool,
 		fmt.Fprintln(stdout, j.ID)
 		return nil
 	}
+	for {
+		end, err := followJob(ctx, c, j, stderr)
+		if err != nil {
+			return err
+		}
+		switch end.State {
+		case api.JobSucceeded:
+			fmt.Fprintf(stdout, "%s job %s succeeded: %s\n", end.Type, end.ID, end.Message)
+		case api.JobCanceled:
+			return fmt.Errorf("%s job %s was cancelled", end.Type, end.ID)
+		default:
+			return fmt.Errorf("%s job %s %s: %s", end.Type, end.ID, end.State, end.Error)
+		}
+		if end.Next == "" {
+			if end.Error != "" { // succeeded, but the pipeline could not go on
+				return fmt.Errorf("%s job %s: %s", end.Type, end.ID, end.Error)
+			}
+			return nil
+		}
+		if j, err = c.GetJob(ctx, end.Next); err != nil {
+			return err
+		}
+	}
+}
+
+// followJob follows one job's events with a progress bar and returns it in
+// its final state; an interrupt cancels it on the daemon.
+func followJob(ctx context.Context, c *api.Client, j *api.Job, stderr io.Writer) (*api.Job, error) {
 	bar := newProgressBar(stderr, isTerminal(stderr))
 	end, err := c.WatchJob(ctx, j.ID, func(ev api.JobEvent) error {
 		bar.update(ev)
@@ -136,20 +165,13 @@ func runJob(ctx context.Context, c *api.Client, req api.JobRequest, detach bool,
 			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			if _, cerr := c.CancelJob(cctx, j.ID); cerr != nil {
-				return fmt.Errorf("interrupted; cancelling job %s: %w", j.ID, cerr)
+				return nil, fmt.Errorf("interrupted; cancelling job %s: %w", j.ID, cerr)
 			}
-			return fmt.Errorf("interrupted: job %s cancelled", j.ID)
+			return nil, fmt.Errorf("interrupted: %s job %s cancelled", j.Type, j.ID)
 		}
-		return err
+		return nil, err
 	}
-	switch end.State {
-	case api.JobSucceeded:
-		fmt.Fprintf(stdout, "%s job %s succeeded: %s\n", end.Type, end.ID, end.Message)
-		return nil
-	case api.JobCanceled:
-		return fmt.Errorf("%s job %s was cancelled", end.Type, end.ID)
-	}
-	return fmt.Errorf("%s job %s failed: %s", end.Type, end.ID, end.Error)
+	return end, nil
 }
 
 func isTerminal(w io.Writer) bool {
@@ -206,6 +228,15 @@ func formatProgress(ev api.JobEvent, width int) string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "[%s%s] %3.0f%%", strings.Repeat("#", n), strings.Repeat(".", width-n), p*100)
 	m := ev.Metrics
+	if e, ok := m["epochs"]; ok && m["epoch"] > 0 {
+		fmt.Fprintf(&sb, "  epoch %.0f/%.0f", m["epoch"], e)
+		if l, ok := m["loss_box"]; ok {
+			fmt.Fprintf(&sb, "  loss %.3f/%.3f/%.3f", l, m["loss_cls"], m["loss_dfl"])
+		}
+		if v, ok := m["map50"]; ok {
+			fmt.Fprintf(&sb, "  mAP50 %.3f", v)
+		}
+	}
 	if total, ok := m["images_total"]; ok {
 		fmt.Fprintf(&sb, "  %.0f/%.0f", m["images_done"], total)
 	}

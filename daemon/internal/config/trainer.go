@@ -54,6 +54,9 @@ func (c *TrainerConfig) applyEnv(env LookupEnv) error {
 		}
 		c.Watch = b
 	}
+	if v, ok := env("AZAION_TRAINER_PYTHON"); ok {
+		c.Python = v
+	}
 	if v, ok := env("AZAION_TRAINER_WORKERS"); ok {
 		n, err := strconv.Atoi(v)
 		if err != nil {

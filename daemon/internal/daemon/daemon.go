@@ -124,7 +124,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	// subsystems: each adds its routes with d.api.Handle, its metrics with
 	// d.reg.MustRegister and its long-running work to d.tasks.
 	if trainerPlugin != nil { // trainer jobs (issue 5)
-		jm := jobs.New(jobs.PluginRunner(trainerPlugin), jobs.Options{DataRoot: cfg.Data.Root, Defaults: jobs.Defaults(cfg),
+		jm := jobs.New(jobs.PluginRunner(trainerPlugin), jobs.Options{DataRoot: cfg.Data.Root, StateDir: cfg.Paths.State, Defaults: jobs.Defaults(cfg),
 			AutoWatch: cfg.Trainer.Watch, Log: log.With("component", "jobs"),
 			Trainer: func() api.PluginState { return trainerPlugin.Status().API() }})
 		jm.Register(d.api.Handle)

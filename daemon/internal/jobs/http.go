@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/azaion/edge/sdk/api"
@@ -23,6 +24,24 @@ func (m *Manager) Register(handle func(pattern string, h func(http.ResponseWrite
 	handle("GET /v1/jobs/{id}", m.handleGet)
 	handle("DELETE /v1/jobs/{id}", m.handleCancel)
 	handle("GET /v1/jobs/{id}/events", m.handleEvents)
+	handle("GET /v1/jobs/{id}/log", m.handleLog)
+}
+
+// handleLog serves a job's log (the training worker's console output).
+func (m *Manager) handleLog(w http.ResponseWriter, r *http.Request) error {
+	j, err := m.Get(r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	path := m.logPath(j.ID)
+	f, err := os.Open(path)
+	if err != nil || path == "" {
+		return fmt.Errorf("%w: job %s has no log", ErrNotFound, j.ID)
+	}
+	defer f.Close()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = io.Copy(w, f)
+	return nil
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -1,8 +1,11 @@
 // Package jobs is the daemon's job registry for the trainer plugin: it
-// creates jobs (validate, augment, dataset), runs each through a Runner (the
-// trainer plugin's gRPC client), keeps their state, fans progress events out
-// to server-sent-event subscribers, and cancels them. It serves
-// /v1/jobs... (see Register). It is imported only by the daemon.
+// creates jobs (validate, augment, dataset, train, export, gate on the
+// plugin; publish in the daemon), runs each through a Runner (the trainer
+// plugin's gRPC client, or a daemon-side runner), chains the jobs of a
+// pipeline, keeps their state and history (persisted under the state
+// folder, so it survives restarts), fans progress events out to
+// server-sent-event subscribers, and cancels them. It serves /v1/jobs...
+// (see Register). It is imported only by the daemon.
 package jobs
 
 import (
@@ -13,7 +16,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -39,6 +45,14 @@ var (
 type Options struct {
 	// DataRoot is handed to every job.
 	DataRoot string
+	// StateDir is the daemon's state folder: it is handed to every job
+	// (training runs live in StateDir/training/), and the job history and
+	// job logs are kept in StateDir/jobs/. Empty keeps the history in
+	// memory only.
+	StateDir string
+	// Local are the job types the daemon runs itself (publish), with their
+	// runners and parameter checks.
+	Local map[string]LocalJob
 	// Defaults are the configured parameters per job type (JSON objects);
 	// a request's params override them field by field.
 	Defaults map[string]json.RawMessage
@@ -67,6 +81,14 @@ type Manager struct {
 	wg     sync.WaitGroup
 }
 
+// LocalJob is a job type the daemon runs itself.
+type LocalJob struct {
+	// Runner runs the job.
+	Runner Runner
+	// Check validates the merged parameters (nil: none).
+	Check func(params json.RawMessage) error
+}
+
 // job is one job's state and subscribers.
 type job struct {
 	mu     sync.Mutex
@@ -74,6 +96,10 @@ type job struct {
 	cancel context.CancelFunc
 	subs   map[chan api.JobEvent]struct{}
 	done   chan struct{}
+	// then are the pipeline's jobs to start when this one succeeds.
+	then []api.JobRequest
+	// saved is when the job's record was last written.
+	saved time.Time
 }
 
 // New returns a Manager that runs jobs through runner.
@@ -90,7 +116,15 @@ func New(runner Runner, opts Options) *Manager {
 	if opts.RetryMax < opts.RetryMin {
 		opts.RetryMax = max(time.Minute, opts.RetryMin)
 	}
-	return &Manager{runner: runner, opts: opts, jobs: map[string]*job{}}
+	m := &Manager{runner: runner, opts: opts, jobs: map[string]*job{}}
+	m.loadHistory()
+	return m
+}
+
+// validType reports whether the registry runs jobs of type typ.
+func (m *Manager) validType(typ string) bool {
+	_, local := m.opts.Local[typ]
+	return trainer.JobType(typ).Valid() || local
 }
 
 // mergeParams overlays the request's params on the configured defaults
@@ -115,6 +149,15 @@ func (m *Manager) mergeParams(typ string, req json.RawMessage) (json.RawMessage,
 	if err != nil {
 		return nil, err
 	}
+	if err := m.checkParams(typ, raw); err != nil {
+		return nil, err
+	}
+	return raw, nil
+}
+
+// checkParams validates merged parameters against the job type.
+func (m *Manager) checkParams(typ string, raw json.RawMessage) error {
+	var err error
 	switch trainer.JobType(typ) {
 	case trainer.JobValidate:
 		_, err = trainer.DecodeParams(raw, trainer.DefaultValidateParams())
@@ -122,21 +165,133 @@ func (m *Manager) mergeParams(typ string, req json.RawMessage) (json.RawMessage,
 		_, err = trainer.DecodeParams(raw, trainer.DefaultAugmentParams())
 	case trainer.JobDataset:
 		_, err = trainer.DecodeParams(raw, trainer.DefaultDatasetParams())
+	case trainer.JobTrain:
+		_, err = trainer.DecodeParams(raw, trainer.DefaultTrainParams())
+	case trainer.JobExport:
+		_, err = trainer.DecodeParams(raw, trainer.DefaultExportParams())
+	case trainer.JobGate:
+		_, err = trainer.DecodeParams(raw, trainer.DefaultGateParams())
+	default:
+		if l, ok := m.opts.Local[typ]; ok && l.Check != nil {
+			err = l.Check(raw)
+		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadJob, err)
+		return fmt.Errorf("%w: %v", ErrBadJob, err)
 	}
-	return raw, nil
+	return nil
 }
 
-// Create starts a job. Only one job of a type runs at a time (ErrConflict).
-func (m *Manager) Create(req api.JobRequest) (api.Job, error) {
-	if !trainer.JobType(req.Type).Valid() {
-		return api.Job{}, fmt.Errorf("%w: unknown job type %q (want validate, augment or dataset)", ErrBadJob, req.Type)
+// setParam returns params with key set to v (params is a JSON object).
+func setParam(params json.RawMessage, key string, v any) (json.RawMessage, error) {
+	obj := map[string]json.RawMessage{}
+	if len(params) > 0 && string(params) != "null" {
+		if err := json.Unmarshal(params, &obj); err != nil {
+			return nil, fmt.Errorf("%w: params must be a JSON object: %v", ErrBadJob, err)
+		}
 	}
-	params, err := m.mergeParams(req.Type, req.Params)
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	obj[key] = b
+	return json.Marshal(obj)
+}
+
+// paramString returns a string parameter of a JSON object ("" when absent).
+func paramString(params json.RawMessage, key string) string {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(params, &obj) != nil {
+		return ""
+	}
+	var s string
+	_ = json.Unmarshal(obj[key], &s)
+	return s
+}
+
+// newRunName names a new training run after the time (UTC).
+func newRunName(now time.Time) string { return now.UTC().Format("20060102-150405") }
+
+// resolveRun fills the training run of a train request (a new name when
+// neither name nor resume is given) and returns the run the job works on.
+func (m *Manager) resolveRun(typ string, params json.RawMessage) (json.RawMessage, string, error) {
+	switch typ {
+	case api.JobTrain:
+		if r := paramString(params, "resume"); r != "" {
+			return params, r, nil
+		}
+		if n := paramString(params, "name"); n != "" {
+			return params, n, nil
+		}
+		name := newRunName(time.Now())
+		for i := 2; m.runExists(name); i++ {
+			name = fmt.Sprintf("%s-%d", newRunName(time.Now()), i)
+		}
+		p, err := setParam(params, "name", name)
+		return p, name, err
+	case api.JobExport, api.JobGate, api.JobPublish:
+		return params, paramString(params, "run"), nil
+	}
+	return params, "", nil
+}
+
+// runExists reports whether a training run folder of that name exists.
+func (m *Manager) runExists(name string) bool {
+	if m.opts.StateDir == "" {
+		return false
+	}
+	_, err := os.Stat(filepath.Join(m.opts.StateDir, trainer.DirTraining, name))
+	return err == nil
+}
+
+// prepare merges and checks a request's parameters and fills its run; with
+// run set (a chained job), the run parameter is set to it first.
+func (m *Manager) prepare(req api.JobRequest, run string) (json.RawMessage, string, error) {
+	if !m.validType(req.Type) {
+		return nil, "", fmt.Errorf("%w: unknown job type %q (want validate, augment, dataset, train, export, gate or publish)", ErrBadJob, req.Type)
+	}
+	params := req.Params
+	if run != "" {
+		var err error
+		if params, err = setParam(params, "run", run); err != nil {
+			return nil, "", err
+		}
+	}
+	params, err := m.mergeParams(req.Type, params)
+	if err != nil {
+		return nil, "", err
+	}
+	params, run, err = m.resolveRun(req.Type, params)
+	if err != nil {
+		return nil, "", err
+	}
+	return params, run, nil
+}
+
+// Create starts a job (and, with req.Then, a pipeline whose next job starts
+// when this one succeeds). Only one job of a type runs at a time
+// (ErrConflict).
+func (m *Manager) Create(req api.JobRequest) (api.Job, error) {
+	return m.create(req, "", "")
+}
+
+// create starts a job; previous and run are set for a chained job.
+func (m *Manager) create(req api.JobRequest, previous, run string) (api.Job, error) {
+	params, run, err := m.prepare(req, run)
 	if err != nil {
 		return api.Job{}, err
+	}
+	// Check the rest of the pipeline now, so a bad stage fails before any work.
+	for i, next := range req.Then {
+		if len(next.Then) > 0 {
+			return api.Job{}, fmt.Errorf("%w: then[%d]: a chained job cannot have its own then", ErrBadJob, i)
+		}
+		if run == "" {
+			return api.Job{}, fmt.Errorf("%w: then: only train, export, gate and publish jobs chain", ErrBadJob)
+		}
+		if _, _, err := m.prepare(next, run); err != nil {
+			return api.Job{}, fmt.Errorf("then[%d] (%s): %w", i, next.Type, err)
+		}
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -150,14 +305,21 @@ func (m *Manager) Create(req api.JobRequest) (api.Job, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	j := &job{
-		info:   api.Job{ID: newID(), Type: req.Type, State: api.JobQueued, Created: time.Now().UTC()},
+		info: api.Job{ID: newID(), Type: req.Type, State: api.JobQueued, Created: time.Now().UTC(), Run: run,
+			Params: params, Previous: previous},
 		cancel: cancel,
 		subs:   map[chan api.JobEvent]struct{}{},
 		done:   make(chan struct{}),
+		then:   req.Then,
+	}
+	for _, t := range req.Then {
+		j.info.Pending = append(j.info.Pending, t.Type)
 	}
 	m.jobs[j.info.ID] = j
 	m.prune()
-	spec := trainer.JobSpec{ID: j.info.ID, Type: trainer.JobType(req.Type), DataRoot: m.opts.DataRoot, Params: params}
+	spec := trainer.JobSpec{ID: j.info.ID, Type: trainer.JobType(req.Type), DataRoot: m.opts.DataRoot, StateDir: m.opts.StateDir,
+		LogPath: m.logPath(j.info.ID), Params: params}
+	m.save(j, true)
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
@@ -173,20 +335,59 @@ func (m *Manager) run(ctx context.Context, j *job, spec trainer.JobSpec) {
 	j.mu.Lock()
 	j.info.State, j.info.Started = api.JobRunning, &now
 	j.mu.Unlock()
+	m.save(j, true)
 	log := m.opts.Log.With("job", spec.ID, "type", spec.Type)
-	log.Info("job started")
-	err := m.runner.StartJob(ctx, spec, j.publish)
+	log.Info("job started", "run", j.info.Run)
+	runner := m.runner
+	if l, ok := m.opts.Local[string(spec.Type)]; ok {
+		runner = l.Runner
+	}
+	publish := func(ev trainer.Event) {
+		j.publish(ev)
+		m.save(j, false)
+	}
+	err := runner.StartJob(ctx, spec, publish)
+	var next api.Job
+	var nextErr error
+	if err == nil && ctx.Err() == nil && len(j.then) > 0 {
+		// Start the pipeline's next stage before this job's end event goes
+		// out, so followers learn its id from the end event.
+		next, nextErr = m.create(api.JobRequest{Type: j.then[0].Type, Params: j.then[0].Params, Then: j.then[1:]}, spec.ID, j.info.Run)
+	}
 	end := time.Now().UTC()
 	j.mu.Lock()
 	j.info.Finished = &end
 	switch {
-	case err == nil:
+	case err == nil && ctx.Err() == nil:
 		j.info.State = api.JobSucceeded
+		j.info.Pending = nil
+		if nextErr != nil {
+			j.info.Error = fmt.Sprintf("the pipeline stops: %s job not started: %v", j.then[0].Type, nextErr)
+		} else if next.ID != "" {
+			j.info.Next = next.ID
+		}
+	case m.isClosed() && (ctx.Err() != nil || errors.Is(err, context.Canceled)):
+		j.info.State, j.info.Error = api.JobInterrupted, interruptedMsg
+		if j.info.Type == api.JobTrain && j.info.Run != "" {
+			j.info.Error += "; continue the training with `azaion train --resume " + j.info.Run + "`"
+		}
+		if len(j.info.Pending) > 0 {
+			j.info.Error += "; the pipeline stops: " + strings.Join(j.info.Pending, ", ") + " not run"
+		}
 	case ctx.Err() != nil || errors.Is(err, context.Canceled):
 		j.info.State = api.JobCanceled
+		if len(j.info.Pending) > 0 {
+			j.info.Error = "cancelled; the pipeline stops: " + strings.Join(j.info.Pending, ", ") + " not run"
+		}
 	default:
 		j.info.State, j.info.Error = api.JobFailed, err.Error()
+		if len(j.info.Pending) > 0 {
+			j.info.Error += "; the pipeline stops: " + strings.Join(j.info.Pending, ", ") + " not run"
+		}
 	}
+	j.mu.Unlock()
+	m.save(j, true)
+	j.mu.Lock()
 	for ch := range j.subs {
 		close(ch)
 		delete(j.subs, ch)
@@ -234,6 +435,7 @@ func (m *Manager) prune() {
 	sort.Slice(fin, func(a, b int) bool { return fin[a].Created.Before(fin[b].Created) })
 	for i := 0; i < len(m.jobs)-m.opts.Keep && i < len(fin); i++ {
 		delete(m.jobs, fin[i].ID)
+		m.forget(fin[i].ID)
 	}
 }
 
@@ -320,7 +522,14 @@ func (m *Manager) Wait(ctx context.Context, id string) (api.Job, error) {
 	}
 }
 
-// Close cancels every job and waits for them to end.
+func (m *Manager) isClosed() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.closed
+}
+
+// Close cancels every job and waits for them to end; the jobs that were
+// running are recorded as interrupted.
 func (m *Manager) Close() {
 	m.mu.Lock()
 	m.closed = true

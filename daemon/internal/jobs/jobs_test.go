@@ -262,7 +262,13 @@ func TestJobsBadRequests(t *testing.T) {
 		req    api.JobRequest
 		status int
 	}{
-		{"unknown type", api.JobRequest{Type: "train"}, 400},
+		{"unknown type", api.JobRequest{Type: "fly"}, 400},
+		{"bad train param", api.JobRequest{Type: "train", Params: json.RawMessage(`{"imgsz": 100}`)}, 400},
+		{"reserved train arg", api.JobRequest{Type: "train", Params: json.RawMessage(`{"args": {"data": "x.yaml"}}`)}, 400},
+		{"export without run", api.JobRequest{Type: "export"}, 400},
+		{"bad export format", api.JobRequest{Type: "export", Params: json.RawMessage(`{"run": "r", "formats": ["tflite"]}`)}, 400},
+		{"bad chained stage", api.JobRequest{Type: "train", Then: []api.JobRequest{{Type: "export", Params: json.RawMessage(`{"formats": ["x"]}`)}}}, 400},
+		{"chain on a data job", api.JobRequest{Type: "augment", Then: []api.JobRequest{{Type: "gate"}}}, 400},
 		{"params not an object", api.JobRequest{Type: "augment", Params: json.RawMessage(`[1]`)}, 400},
 		{"bad param", api.JobRequest{Type: "augment", Params: json.RawMessage(`{"jpeg_quality": 0}`)}, 400},
 		{"bad split", api.JobRequest{Type: "dataset", Params: json.RawMessage(`{"train": 2}`)}, 400},
@@ -330,6 +336,13 @@ func TestAutoWatch(t *testing.T) {
 			return len(e) == n
 		}
 	}
+	defer func() {
+		if t.Failed() {
+			for _, j := range m.List() {
+				t.Logf("%s %s %s %s", j.ID, j.Type, j.State, j.Error)
+			}
+		}
+	}()
 	waitFor("the first image augmented", processed(8))
 	writeData(t, root, 2) // adds im01
 	os.Remove(filepath.Join(root, "data/images/broken.jpg"))

@@ -18,7 +18,10 @@ import (
 // checks the plugin's API version on every launch and uses Info as the
 // health check.
 func PluginSpec(cfg *config.Config) (pluginmgr.Spec[trainer.Trainer], error) {
-	env, err := pluginconfig.Encode(&cfg.Trainer.Trainer)
+	tc := cfg.Trainer.Trainer
+	// The gate evaluates ONNX artifacts with the daemon's ONNX Runtime.
+	tc.ONNXLibrary = cfg.ONNX.Library
+	env, err := pluginconfig.Encode(&tc)
 	if err != nil {
 		return pluginmgr.Spec[trainer.Trainer]{}, err
 	}

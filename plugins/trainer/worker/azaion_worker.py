@@ -384,12 +384,12 @@ def export_engine(model, spec, out):
 
 
 def cmd_predict(spec):
-    """Detections of one artifact (.pt with Ultralytics, .rknn through the
+    """Detections of one artifact (.pt or .engine with Ultralytics, .rknn through the
     rknn-toolkit2 simulator) on a list of images, in original pixels, written
     to spec["out"] as JSON: {"images": [{"image": path, "detections": [[x1,y1,x2,y2,score,class], ...]}]}."""
     images = spec["images"]
     kind = spec["kind"]
-    if kind == "pt":
+    if kind == "ultralytics":
         results = predict_pt(spec, images)
     elif kind == "rknn":
         results = predict_rknn(spec, images)
