@@ -81,7 +81,7 @@ type Job struct {
 	Previous string `json:"previous,omitempty"`
 	Next     string `json:"next,omitempty"`
 	// Pending are the pipeline's jobs still to run after this one.
-	Pending []string `json:"pending,omitempty"`
+	Pending  []string   `json:"pending,omitempty"`
 	Created  time.Time  `json:"created"`
 	Started  *time.Time `json:"started,omitempty"`
 	Finished *time.Time `json:"finished,omitempty"`
