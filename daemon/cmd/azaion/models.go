@@ -41,6 +41,13 @@ func modelService(cfgPath string) (*config.Config, *distribution.Service, error)
 	if err != nil {
 		return nil, nil, err
 	}
+	// Pulling a bundle here (no daemon): the artifact for the configured
+	// backends whose devices need no probing (ONNX).
+	var targets []catalog.Target
+	if cfg.ONNXEnabled() {
+		targets = append(targets, catalog.Target{Backend: catalog.BackendONNX})
+	}
+	svc.Choose = func(arts []model.Artifact) (model.Artifact, string, error) { return catalog.Select(arts, targets) }
 	return cfg, svc, nil
 }
 

@@ -79,6 +79,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	}
 	d.catalog = catalog.New(catalog.Options{ModelsDir: cfg.Paths.Models, Store: dist.Store, Keys: dist.Keys,
 		Targets: d.backends.targets, Registry: d.sched, Log: log.With("component", "catalog")})
+	dist.Choose = d.catalog.Choose // a pulled bundle: the artifact for this machine's backends
 	var ready []func(context.Context) []string
 	var trainerPlugin *pluginmgr.Plugin[trainer.Trainer]
 	if cfg.Trainer.Enabled {
@@ -126,6 +127,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	if trainerPlugin != nil { // trainer jobs (issue 5)
 		jm := jobs.New(jobs.PluginRunner(trainerPlugin), jobs.Options{DataRoot: cfg.Data.Root, StateDir: cfg.Paths.State, Defaults: jobs.Defaults(cfg),
 			AutoWatch: cfg.Trainer.Watch, Log: log.With("component", "jobs"),
+			Local: map[string]jobs.LocalJob{api.JobPublish: {Runner: distribution.RunPublisher{Service: dist}, Check: distribution.CheckPublishParams}},
 			Trainer: func() api.PluginState { return trainerPlugin.Status().API() }})
 		jm.Register(d.api.Handle)
 		d.tasks = append(d.tasks, jm.Run)

@@ -57,6 +57,9 @@ type Service struct {
 	MaxImportBytes int64
 	// ImportBodyTimeout bounds how long that upload may take (default 5m).
 	ImportBodyTimeout time.Duration
+	// Choose picks the artifact of a published bundle that this machine
+	// serves (catalog.Catalog.Choose); nil refuses bundles.
+	Choose func(arts []model.Artifact) (model.Artifact, string, error)
 
 	locks     sync.Map   // model id -> *sync.Mutex: one pull or import of a version at a time
 	importing sync.Mutex // one upload held in memory at a time
@@ -193,8 +196,26 @@ func (s *Service) Pull(ctx context.Context, name, version string, progress func(
 	if err != nil {
 		return nil, fmt.Errorf("pull %s: %w", id, err)
 	}
+	// A version published as a bundle has one container per artifact: take
+	// the one that fits this machine's backends, and nothing of the others.
+	smallName, bigKey, file := SmallName(name, version), BigKey(name, version), ""
+	if b, err := s.fetchBundle(ctx, name, version, key); err != nil {
+		return nil, fmt.Errorf("pull %s: %w", id, err)
+	} else if b != nil {
+		if s.Choose == nil {
+			return nil, fmt.Errorf("pull %s: a bundle, and no artifact chooser is configured", id)
+		}
+		art, backendName, err := s.Choose(b.Targets())
+		if err != nil {
+			return nil, fmt.Errorf("pull %s: %w", id, err)
+		}
+		file = art.File
+		smallName, bigKey = ArtifactSmallName(name, version, file), ArtifactBigKey(name, version, file)
+		s.log().Info("pulling the artifact for this machine", "model", id, "artifact", file, "backend", backendName,
+			"bundle", len(b.Artifacts))
+	}
 	report(api.ModelPullProgress{Stage: api.PullSmall})
-	env, err := s.API.Get(ctx, Folder, SmallName(name, version), s.Keys.HardwareHash)
+	env, err := s.API.Get(ctx, Folder, smallName, s.Keys.HardwareHash)
 	if err != nil {
 		return nil, fmt.Errorf("pull %s: small part: %w", id, err)
 	}
@@ -214,6 +235,9 @@ func (s *Service) Pull(ctx context.Context, name, version string, progress func(
 	}
 	if d := sp.Header.Descriptor; d.Name != name || d.Version != version {
 		return nil, fmt.Errorf("pull %s: %w: the API's small part is model %s", id, container.ErrMismatch, d.ID())
+	}
+	if d := sp.Header.Descriptor; file != "" && (len(d.Artifacts) != 1 || d.Artifacts[0].File != file) {
+		return nil, fmt.Errorf("pull %s: %w: the API's small part is not the artifact %s", id, container.ErrMismatch, file)
 	}
 	report(api.ModelPullProgress{Stage: api.PullSmall, Completed: int64(len(env)), Total: int64(len(env))})
 
@@ -246,7 +270,7 @@ func (s *Service) Pull(ctx context.Context, name, version string, progress func(
 	if w.Offset() < total {
 		// The CDN object's size is not checked against the header's: the
 		// verifier says what is wrong with a different object.
-		_, err = s.CDN.Download(ctx, BigKey(name, version), pipe, cdn.DownloadOptions{
+		_, err = s.CDN.Download(ctx, bigKey, pipe, cdn.DownloadOptions{
 			Offset:    w.Offset(),
 			OnRequest: s.OnRequest,
 			Progress: func(done, _ int64) {
@@ -255,7 +279,7 @@ func (s *Service) Pull(ctx context.Context, name, version string, progress func(
 		})
 	}
 	if perr := pipe.Close(); err == nil && perr != nil {
-		err = fmt.Errorf("download %s: %w", BigKey(name, version), perr)
+		err = fmt.Errorf("download %s: %w", bigKey, perr)
 	}
 	if err != nil {
 		var verr error
