@@ -45,6 +45,7 @@ type Server struct {
 	fail      []int             // statuses to answer to the next calls
 	redirect  string            // where to redirect the next call (307)
 	calls     map[string]int    // path -> count
+	gets      []string          // folder/name of every resource requested
 	logins    int
 }
 
@@ -133,6 +134,14 @@ func (s *Server) Calls(path string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.calls[path]
+}
+
+// Gets returns the resources requested so far ("folder/name", in order,
+// found or not).
+func (s *Server) Gets() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.gets...)
 }
 
 // Logins returns how many logins succeeded.
@@ -255,6 +264,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
+	s.gets = append(s.gets, r.PathValue("folder")+"/"+in.Filename)
 	bound, isBound := s.hardware[email]
 	data, ok := s.resources[r.PathValue("folder")+"/"+in.Filename]
 	pw := s.users[email]
