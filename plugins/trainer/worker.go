@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -100,6 +101,9 @@ func (w *worker) prepare() error {
 		}
 		if err := os.MkdirAll(dir, 0o750); err != nil {
 			w.initErr = err
+			return
+		}
+		if w.script != "" { // a test's stand-in worker
 			return
 		}
 		w.script = filepath.Join(dir, "azaion_worker.py")
@@ -241,6 +245,7 @@ func (w *worker) run(ctx context.Context, command string, spec any, workDir, log
 	// Whatever the worker left behind in its group (data loader processes)
 	// goes with it.
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	waitGroupGone(pgid, 5*time.Second)
 	<-readDone
 	fmt.Fprintf(logf, "=== %s worker %s ended: %v\n", time.Now().UTC().Format(time.RFC3339), command, exitErr)
 
@@ -257,6 +262,45 @@ func (w *worker) run(ctx context.Context, command string, spec any, workDir, log
 		return nil, fmt.Errorf("training worker %s ended without a result (see the job log %s)", command, logPath)
 	}
 	return result, nil
+}
+
+// waitGroupGone waits until no live process is left in process group pgid
+// (zombies, which only their parent or init can reap, do not count).
+func waitGroupGone(pgid int, within time.Duration) {
+	deadline := time.Now().Add(within)
+	for groupAlive(pgid) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// groupAlive reports whether a process of group pgid is running.
+func groupAlive(pgid int) bool {
+	if syscall.Kill(-pgid, 0) != nil {
+		return false
+	}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return true
+	}
+	for _, e := range ents {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid pgrp ...
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) > 3 && f[0] != "Z" && f[3] == strconv.Itoa(pgid) {
+			return true
+		}
+	}
+	return false
 }
 
 func truncate(s string, n int) string {

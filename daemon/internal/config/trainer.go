@@ -28,6 +28,15 @@ type TrainerConfig struct {
 	Augment trainer.AugmentParams `yaml:"augment"`
 	// Dataset are the split defaults: seed and train/valid/test fractions.
 	Dataset trainer.DatasetParams `yaml:"dataset"`
+	// Train are the training defaults: model, imgsz, epochs, batch, device,
+	// patience, workers, seed and further Ultralytics args.
+	Train trainer.TrainParams `yaml:"train"`
+	// Export are the export defaults: formats, name, batch, dynamic, conf,
+	// iou, max_det, rknn_platform, calibration.
+	Export trainer.ExportParams `yaml:"export"`
+	// Gate are the accuracy gate's defaults: max_drop_float (1.0 point of
+	// mAP50-95), max_drop_int8 (3.0), split.
+	Gate trainer.GateParams `yaml:"gate"`
 }
 
 func defaultTrainer() TrainerConfig {
@@ -36,6 +45,9 @@ func defaultTrainer() TrainerConfig {
 		Validate: trainer.DefaultValidateParams(),
 		Augment:  trainer.DefaultAugmentParams(),
 		Dataset:  trainer.DefaultDatasetParams(),
+		Train:    trainer.DefaultTrainParams(),
+		Export:   trainer.DefaultExportParams(),
+		Gate:     trainer.DefaultGateParams(),
 	}
 }
 
@@ -91,6 +103,19 @@ func (c *TrainerConfig) validate() error {
 	}
 	if err := c.Dataset.Validate(); err != nil {
 		return fmt.Errorf("config: trainer.dataset: %w", err)
+	}
+	if err := c.Train.Validate(); err != nil {
+		return fmt.Errorf("config: trainer.train: %w", err)
+	}
+	e := c.Export
+	e.Run = "r" // a job names it
+	if err := e.Validate(); err != nil {
+		return fmt.Errorf("config: trainer.export: %w", err)
+	}
+	g := c.Gate
+	g.Run = "r"
+	if err := g.Validate(); err != nil {
+		return fmt.Errorf("config: trainer.gate: %w", err)
 	}
 	return nil
 }

@@ -59,11 +59,21 @@ func Defaults(cfg *config.Config) map[string]json.RawMessage {
 		trainer.JobValidate: cfg.Trainer.Validate,
 		trainer.JobAugment:  cfg.Trainer.AugmentParams(),
 		trainer.JobDataset:  cfg.Trainer.Dataset,
+		trainer.JobTrain:    cfg.Trainer.Train,
+		trainer.JobExport:   cfg.Trainer.Export,
+		trainer.JobGate:     cfg.Trainer.Gate,
 	} {
 		b, err := json.Marshal(v)
-		if err == nil {
-			out[string(typ)] = b
+		if err != nil {
+			continue
 		}
+		// The run a job works on is the request's, never a default.
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(b, &obj) == nil {
+			delete(obj, "run")
+			b, _ = json.Marshal(obj)
+		}
+		out[string(typ)] = b
 	}
 	return out
 }

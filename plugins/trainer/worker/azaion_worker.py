@@ -107,11 +107,15 @@ def atomic_write_bytes(path, data):
     """Write data to path through a temporary file, fsync and rename."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     dfd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dfd)
@@ -232,9 +236,10 @@ def cmd_train(spec):
     else:
         device = select_device(spec.get("device"))
         src = spec["model"]
-        if not src.endswith(".pt"):
-            from ultralytics.nn.tasks import yaml_model_load  # noqa: F401  (fails early on a bad yaml)
-        model = YOLO(src, task="detect")
+        try:
+            model = YOLO(src, task="detect")
+        except FileNotFoundError as e:
+            raise JobError(f"model {src}: not found ({e}); want a YOLO model yaml Ultralytics knows (yolo11n.yaml ... yolo11x.yaml) or a .pt file")
         train_callbacks(model, spec)
         args = dict(spec.get("args") or {})
         args.update(
