@@ -127,7 +127,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	if trainerPlugin != nil { // trainer jobs (issue 5)
 		jm := jobs.New(jobs.PluginRunner(trainerPlugin), jobs.Options{DataRoot: cfg.Data.Root, StateDir: cfg.Paths.State, Defaults: jobs.Defaults(cfg),
 			AutoWatch: cfg.Trainer.Watch, Log: log.With("component", "jobs"),
-			Local: map[string]jobs.LocalJob{api.JobPublish: {Runner: distribution.RunPublisher{Service: dist}, Check: distribution.CheckPublishParams}},
+			Local:   map[string]jobs.LocalJob{api.JobPublish: {Runner: distribution.RunPublisher{Service: dist}, Check: distribution.CheckPublishParams}},
 			Trainer: func() api.PluginState { return trainerPlugin.Status().API() }})
 		jm.Register(d.api.Handle)
 		d.tasks = append(d.tasks, jm.Run)
