@@ -223,7 +223,7 @@ func TestTrainPipeline(t *testing.T) {
 		sum := sha256.Sum256(b)
 		a := man.Artifacts[0]
 		a.SHA256, a.Size = hex.EncodeToString(sum[:]), int64(len(b))
-		man.Run, man.Artifacts = "synth-damaged", []trainer.Artifact{a}
+		man.Run, man.Version, man.Artifacts = "synth-damaged", "synth-damaged", []trainer.Artifact{a}
 		mb, _ := json.Marshal(man)
 		os.WriteFile(filepath.Join(damaged, "export", "export.json"), mb, 0o644)
 
@@ -242,6 +242,12 @@ func TestTrainPipeline(t *testing.T) {
 		cmd.Env = env
 		if b, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(b), "the gate failed for azaion.onnx") {
 			t.Fatalf("publish of a failed gate: %v\n%s", err, b)
+		}
+		// With an override reason it goes out, and the reason is kept.
+		runCLI(t, azaion, env, "publish", "--run", "synth-damaged", "--override", "testing the override")
+		var idx struct{ Override string }
+		if err := json.Unmarshal(srv.Resource("models", "azaion@synth-damaged.bundle"), &idx); err != nil || idx.Override != "testing the override" {
+			t.Fatalf("bundle index of the override: %+v %v", idx, err)
 		}
 	})
 
@@ -288,7 +294,7 @@ func TestTrainPipeline(t *testing.T) {
 		), distEnv...)
 		dev := startProc(t, azaion, devEnv, "serve")
 		dc := api.NewSocketClient(devSock)
-		waitUntil(t, time.Minute, "device answers", func() error { _, err := dc.Models(ctx); return err })
+		waitUntil(t, 2*time.Minute, "device ready", func() error { return dc.Ready(ctx) })
 		before := len(srv.Gets())
 		out = runCLI(t, azaion, devEnv, "models", "pull", "azaion:synth")
 		if !strings.Contains(out, "loaded") {
@@ -298,6 +304,11 @@ func TestTrainPipeline(t *testing.T) {
 		want := []string{"models/azaion@synth.bundle", "models/azaion@synth.azaion.onnx.small"}
 		if !slices.Equal(gets, want) {
 			t.Fatalf("the device asked the API for %v, want %v (only the ONNX artifact)", gets, want)
+		}
+		waitUntil(t, 2*time.Minute, "device ready with the pulled model", func() error { return dc.Ready(ctx) })
+		ms, err := dc.Models(ctx)
+		if err != nil || len(ms.Models) != 1 || ms.Models[0].Format != "onnx" || !strings.HasPrefix(ms.Models[0].Origin, "store:azaion:synth") {
+			t.Fatalf("device models: %+v %v", ms, err)
 		}
 		detectShapes(t, dc, "azaion")
 		if err := dev.stop(t); err != nil {
