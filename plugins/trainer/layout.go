@@ -1,7 +1,9 @@
 // Package trainer is the trainer/augmenter plugin (binary
 // azaion-plugin-trainer): label validation, 8x augmentation with OpenCV
-// (gocv), and dataset formation on the data root, run as jobs of the
-// sdk/trainer contract. Its main package is cmd/azaion-plugin-trainer.
+// (gocv) and dataset formation on the data root, and training, export and
+// the accuracy gate through a supervised Python worker (worker/, Ultralytics
+// in the venv `make deps` builds), run as jobs of the sdk/trainer contract.
+// Its main package is cmd/azaion-plugin-trainer.
 package trainer
 
 import (

@@ -1,8 +1,11 @@
 // Package trainer is the contract between the daemon and the trainer/augmenter
 // plugin (azaion-plugin-trainer): the Go interface, the job parameters, the
 // gRPC protocol (proto/) and its client and server shims, and the go-plugin
-// wrapper. A job (validate, augment, dataset) runs inside the plugin and
-// streams progress events back; cancelling its context stops it.
+// wrapper. A job (validate, augment, dataset, train, export, gate) runs
+// inside the plugin and streams progress events back; cancelling its context
+// stops it. It also holds the parameters of every job type (publish runs in
+// the daemon) and the files a training run's export leaves (export.json,
+// gate.json).
 //
 // It is imported by the daemon and by the plugin; it holds no cgo.
 package trainer
