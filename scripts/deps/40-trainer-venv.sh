@@ -4,8 +4,10 @@
 # plugins/trainer/worker/requirements.txt, under the cache. Built with
 # Debian's python3 (python3-venv); rebuilt when the requirements change.
 # Ultralytics is AGPL-3.0: it is installed here, never vendored.
-# Cold: about 3 GB of wheels (PyTorch's CUDA libraries come with the PyPI
-# wheel), 1.5-2 minutes here.
+# Cold: about 3 GB of wheels (PyPI's PyTorch wheel brings its CUDA
+# libraries; PyTorch's CPU-only wheels are not on PyPI), 6 GB installed,
+# 1m40s on an idle 2-core machine here, 4 minutes under load. The wheels are
+# not kept (--no-cache-dir).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cache="${AZAION_CACHE:-$HOME/.cache/azaion-edge}"
@@ -25,5 +27,5 @@ echo "deps: building the training worker's venv in $venv (about 3 GB from PyPI, 
 # the stamp written last marks it complete (an interrupted build is redone).
 rm -rf "$venv"
 "$py" -m venv "$venv"
-"$venv/bin/pip" install -q --disable-pip-version-check --no-input -r "$req"
+"$venv/bin/pip" install -q --disable-pip-version-check --no-input --no-cache-dir -r "$req"
 echo "$want" > "$venv/.requirements.sha256"
