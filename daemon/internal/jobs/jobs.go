@@ -355,6 +355,7 @@ func (m *Manager) run(ctx context.Context, j *job, spec trainer.JobSpec) {
 		next, nextErr = m.create(api.JobRequest{Type: j.then[0].Type, Params: j.then[0].Params, Then: j.then[1:]}, spec.ID, j.info.Run)
 	}
 	end := time.Now().UTC()
+	closed := m.isClosed() // before j.mu: m.mu is always taken first
 	j.mu.Lock()
 	j.info.Finished = &end
 	switch {
@@ -366,7 +367,7 @@ func (m *Manager) run(ctx context.Context, j *job, spec trainer.JobSpec) {
 		} else if next.ID != "" {
 			j.info.Next = next.ID
 		}
-	case m.isClosed() && (ctx.Err() != nil || errors.Is(err, context.Canceled)):
+	case closed && (ctx.Err() != nil || errors.Is(err, context.Canceled)):
 		j.info.State, j.info.Error = api.JobInterrupted, interruptedMsg
 		if j.info.Type == api.JobTrain && j.info.Run != "" {
 			j.info.Error += "; continue the training with `azaion train --resume " + j.info.Run + "`"
