@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -181,8 +182,24 @@ func (w *worker) run(ctx context.Context, command string, spec any, workDir, log
 	cmd.Stdin = nil
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.ExtraFiles = []*os.File{pw} // fd 3
+	// Its own process group (cancel stops it and its data loader processes
+	// together), and SIGKILL when the plugin dies, so no orphaned training
+	// goes on writing into the run.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	started, waitErr := make(chan error, 1), make(chan error, 1)
+	go func() {
+		// Pdeathsig fires when the thread that started the child exits:
+		// keep this goroutine on its thread for the child's whole life (the
+		// thread ends with the goroutine, after the child).
+		runtime.LockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		waitErr <- cmd.Wait()
+	}()
+	if err := <-started; err != nil {
 		pr.Close()
 		pw.Close()
 		return nil, fmt.Errorf("%w: start %s: %v", ErrNoPython, w.python, err)
@@ -226,8 +243,6 @@ func (w *worker) run(ctx context.Context, command string, spec any, workDir, log
 		pr.Close()
 	}()
 
-	waitErr := make(chan error, 1)
-	go func() { waitErr <- cmd.Wait() }()
 	var exitErr error
 	select {
 	case exitErr = <-waitErr:
