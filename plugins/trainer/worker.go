@@ -311,7 +311,7 @@ func groupAlive(pgid int) bool {
 			continue
 		}
 		f := strings.Fields(string(b[i+1:]))
-		if len(f) > 3 && f[0] != "Z" && f[3] == strconv.Itoa(pgid) {
+		if len(f) > 2 && f[0] != "Z" && f[2] == strconv.Itoa(pgid) {
 			return true
 		}
 	}
