@@ -36,8 +36,10 @@ trainer:
 		t.Fatal(err)
 	}
 	t.Setenv("AZAION_ONNX_THREADS", "4")
-	t.Setenv("AZAION_ORT_LIB", "") // `make test` exports it; restored after the test
-	os.Unsetenv("AZAION_ORT_LIB")
+	for _, k := range []string{"AZAION_ORT_LIB", "AZAION_TRAINER_PYTHON"} {
+		t.Setenv(k, "") // `make test` exports them; restored after the test
+		os.Unsetenv(k)
+	}
 	c, err := Load(p, true)
 	if err != nil {
 		t.Fatal(err)
