@@ -20,6 +20,8 @@ import (
 	"fmt"
 	"math"
 	"sort"
+
+	"github.com/azaion/edge/sdk/yolo"
 )
 
 // Box is an axis-aligned box in pixels: X1,Y1 top-left, X2,Y2 bottom-right.
@@ -79,19 +81,7 @@ type Result struct {
 }
 
 // IoU returns the intersection over union of two boxes (0 when either is empty).
-func IoU(a, b Box) float64 {
-	iw := math.Min(a.X2, b.X2) - math.Max(a.X1, b.X1)
-	ih := math.Min(a.Y2, b.Y2) - math.Max(a.Y1, b.Y1)
-	if iw <= 0 || ih <= 0 {
-		return 0
-	}
-	inter := iw * ih
-	union := (a.X2-a.X1)*(a.Y2-a.Y1) + (b.X2-b.X1)*(b.Y2-b.Y1) - inter
-	if union <= 0 {
-		return 0
-	}
-	return inter / union
-}
+func IoU(a, b Box) float64 { return yolo.IoUXYXY(a.X1, a.Y1, a.X2, a.Y2, b.X1, b.Y1, b.X2, b.Y2) }
 
 func (b Box) valid() bool {
 	for _, v := range [4]float64{b.X1, b.Y1, b.X2, b.Y2} {

@@ -153,14 +153,18 @@ func sortByScore(d []Detection) {
 }
 
 // IoU returns the intersection over union of two boxes (0 when either is empty).
-func IoU(a, b Box) float32 {
-	iw := min(a.X2, b.X2) - max(a.X1, b.X1)
-	ih := min(a.Y2, b.Y2) - max(a.Y1, b.Y1)
+func IoU(a, b Box) float32 { return IoUXYXY(a.X1, a.Y1, a.X2, a.Y2, b.X1, b.Y1, b.X2, b.Y2) }
+
+// IoUXYXY returns the intersection over union of two boxes given by their
+// corners, in either precision (0 when either is empty).
+func IoUXYXY[T float32 | float64](ax1, ay1, ax2, ay2, bx1, by1, bx2, by2 T) T {
+	iw := min(ax2, bx2) - max(ax1, bx1)
+	ih := min(ay2, by2) - max(ay1, by1)
 	if iw <= 0 || ih <= 0 {
 		return 0
 	}
 	inter := iw * ih
-	union := (a.X2-a.X1)*(a.Y2-a.Y1) + (b.X2-b.X1)*(b.Y2-b.Y1) - inter
+	union := (ax2-ax1)*(ay2-ay1) + (bx2-bx1)*(by2-by1) - inter
 	if union <= 0 {
 		return 0
 	}

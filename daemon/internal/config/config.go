@@ -272,41 +272,28 @@ func (c *Config) Validate() error {
 	if c.Socket.Mode&^0o777 != 0 {
 		return fmt.Errorf("config: socket.mode %o is not a file mode", c.Socket.Mode)
 	}
-	if c.Paths.State == "" {
-		return errors.New("config: paths.state is empty")
-	}
-	if c.Limits.MaxBodyBytes <= 0 {
-		return errors.New("config: limits.max_body_bytes must be positive")
-	}
-	if c.Limits.MaxPixels <= 0 {
-		return errors.New("config: limits.max_pixels must be positive")
-	}
-	if c.Limits.QueueSize <= 0 {
-		return errors.New("config: limits.queue_size must be positive")
-	}
-	if c.Limits.MaxQueueWait < 0 {
-		return errors.New("config: limits.max_queue_wait must not be negative")
-	}
-	if c.Models.KeepAlive < 0 {
-		return errors.New("config: models.keep_alive must not be negative")
-	}
-	if c.Models.LoadTimeout <= 0 {
-		return errors.New("config: models.load_timeout must be positive")
-	}
-	if c.ONNX.MaxLoadedModels < 0 || c.ONNX.MaxLoadedBytes < 0 {
-		return errors.New("config: onnx.max_loaded_models and onnx.max_loaded_bytes must not be negative")
-	}
-	if c.Limits.PluginStartTimeout <= 0 || c.Limits.StuckTimeout < 0 {
-		return errors.New("config: limits.plugin_start_timeout must be positive and limits.stuck_timeout not negative")
-	}
-	if c.Limits.BodyTimeout <= 0 {
-		return errors.New("config: limits.body_timeout must be positive")
-	}
-	if c.Limits.MaxUploads <= 0 {
-		return errors.New("config: limits.max_uploads must be positive")
-	}
-	if c.Limits.RequestTimeout <= 0 {
-		return errors.New("config: limits.request_timeout must be positive")
+	for _, check := range []struct {
+		bad bool
+		msg string
+	}{
+		{c.Paths.State == "", "paths.state is empty"},
+		{c.Limits.MaxBodyBytes <= 0, "limits.max_body_bytes must be positive"},
+		{c.Limits.MaxPixels <= 0, "limits.max_pixels must be positive"},
+		{c.Limits.QueueSize <= 0, "limits.queue_size must be positive"},
+		{c.Limits.MaxQueueWait < 0, "limits.max_queue_wait must not be negative"},
+		{c.Models.KeepAlive < 0, "models.keep_alive must not be negative"},
+		{c.Models.LoadTimeout <= 0, "models.load_timeout must be positive"},
+		{c.ONNX.MaxLoadedModels < 0, "onnx.max_loaded_models must not be negative"},
+		{c.ONNX.MaxLoadedBytes < 0, "onnx.max_loaded_bytes must not be negative"},
+		{c.Limits.PluginStartTimeout <= 0, "limits.plugin_start_timeout must be positive"},
+		{c.Limits.StuckTimeout < 0, "limits.stuck_timeout must not be negative"},
+		{c.Limits.BodyTimeout <= 0, "limits.body_timeout must be positive"},
+		{c.Limits.MaxUploads <= 0, "limits.max_uploads must be positive"},
+		{c.Limits.RequestTimeout <= 0, "limits.request_timeout must be positive"},
+	} {
+		if check.bad {
+			return errors.New("config: " + check.msg)
+		}
 	}
 	if err := c.ONNX.Validate(); err != nil {
 		return fmt.Errorf("config: onnx.%w", err)

@@ -44,6 +44,13 @@ func (e *entry) snapshotState() State {
 	return e.state
 }
 
+// used returns when the model was last used.
+func (e *entry) used() time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.lastUsed
+}
+
 // touch records a use.
 func (e *entry) touch() {
 	e.mu.Lock()

@@ -37,13 +37,7 @@ func (s *Scheduler) LoadAll(ctx context.Context, backendName string, b backend.B
 		if wi != wj {
 			return wi > wj
 		}
-		mine[i].mu.Lock()
-		ti := mine[i].lastUsed
-		mine[i].mu.Unlock()
-		mine[j].mu.Lock()
-		tj := mine[j].lastUsed
-		mine[j].mu.Unlock()
-		return ti.After(tj)
+		return mine[i].used().After(mine[j].used())
 	})
 	lim := s.opts.Limits[backendName]
 	work := make(chan *entry)
@@ -288,15 +282,7 @@ func (s *Scheduler) loaded(backendName string, skip *entry) []*entry {
 			out = append(out, e)
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		out[i].mu.Lock()
-		ti := out[i].lastUsed
-		out[i].mu.Unlock()
-		out[j].mu.Lock()
-		tj := out[j].lastUsed
-		out[j].mu.Unlock()
-		return ti.Before(tj)
-	})
+	sort.SliceStable(out, func(i, j int) bool { return out[i].used().Before(out[j].used()) })
 	return out
 }
 
