@@ -19,6 +19,7 @@ import (
 	ort "github.com/yalue/onnxruntime_go"
 
 	"github.com/azaion/edge/plugins/internal/imaging"
+	"github.com/azaion/edge/plugins/internal/video"
 	"github.com/azaion/edge/sdk/backend"
 	"github.com/azaion/edge/sdk/model"
 	"github.com/azaion/edge/sdk/pluginconfig"
@@ -140,7 +141,7 @@ func (b *Backend) Health(ctx context.Context) error {
 // Stats returns the counters of every loaded model, sorted by handle.
 func (b *Backend) Stats(ctx context.Context) (*backend.Stats, error) {
 	b.mu.Lock()
-	s := &backend.Stats{Models: make([]backend.ModelStats, 0, len(b.models))}
+	s := &backend.Stats{Models: make([]backend.ModelStats, 0, len(b.models)), Videos: video.Active()}
 	for _, m := range b.models {
 		s.Models = append(s.Models, m.stats())
 	}

@@ -62,6 +62,9 @@ type loaded struct {
 	// while some are expected within the batch wait (see decodes).
 	pending atomic.Int64
 	decodes decodeClock
+	// queueing counts the frames a video is handing to the queue together
+	// (video.go): the runner waits for them.
+	queueing atomic.Int64
 	stop    chan struct{}
 	done    chan struct{}
 	once    sync.Once
@@ -227,7 +230,7 @@ func (m *loaded) run() {
 			}
 			now := time.Now()
 			left := deadline.Sub(now)
-			if left <= 0 || m.pending.Load() <= 0 || m.decodes.nextDone(now) > left {
+			if left <= 0 || m.queueing.Load() <= 0 && (m.pending.Load() <= 0 || m.decodes.nextDone(now) > left) {
 				break
 			}
 			timer.Reset(left)

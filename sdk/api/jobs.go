@@ -195,6 +195,23 @@ func (c *Client) WatchJob(ctx context.Context, id string, fn func(JobEvent) erro
 // ReadSSE reads a text/event-stream of job events, calling fn for each;
 // it returns fn's first error, or nil at the end of the stream.
 func ReadSSE(r io.Reader, fn func(JobEvent) error) error {
+	return ReadEvents(r, func(kind, data string) error {
+		var ev JobEvent
+		if err := json.Unmarshal([]byte(data), &ev); err != nil {
+			return fmt.Errorf("job event %q: %w", data, err)
+		}
+		ev.Kind = kind
+		if ev.Kind == "" {
+			ev.Kind = EventProgress
+		}
+		return fn(ev)
+	})
+}
+
+// ReadEvents reads a text/event-stream, calling fn with each event's name
+// (empty when it has none) and data; it returns fn's first error, or nil at
+// the end of the stream. Comment lines (keep-alives) are skipped.
+func ReadEvents(r io.Reader, fn func(kind, data string) error) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
 	kind, data := "", ""
@@ -203,15 +220,7 @@ func ReadSSE(r io.Reader, fn func(JobEvent) error) error {
 		switch {
 		case line == "":
 			if data != "" {
-				var ev JobEvent
-				if err := json.Unmarshal([]byte(data), &ev); err != nil {
-					return fmt.Errorf("job event %q: %w", data, err)
-				}
-				ev.Kind = kind
-				if ev.Kind == "" {
-					ev.Kind = EventProgress
-				}
-				if err := fn(ev); err != nil {
+				if err := fn(kind, data); err != nil {
 					return err
 				}
 			}
@@ -227,7 +236,7 @@ func ReadSSE(r io.Reader, fn func(JobEvent) error) error {
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return fmt.Errorf("read job events: %w", err)
+		return fmt.Errorf("read events: %w", err)
 	}
 	return nil
 }

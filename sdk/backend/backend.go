@@ -41,6 +41,15 @@ type Backend interface {
 	Health(ctx context.Context) error
 	// Stats returns counters per loaded model.
 	Stats(ctx context.Context) (*Stats, error)
+	// DetectVideo decodes the video file or live stream req.Source inside
+	// the backend and runs the model on every req.Every-th frame, in
+	// batches up to the model's batch. It calls emit, from one goroutine at
+	// a time, with a VideoInfo once the source is open, a FrameResult per
+	// processed frame in frame order, and a VideoSummary at the end of the
+	// source; an error from emit stops it and is returned. A source that
+	// cannot be opened or decoded is an error wrapping ErrBadSource;
+	// cancelling ctx stops the decoding at once.
+	DetectVideo(ctx context.Context, handle string, req VideoRequest, emit func(VideoEvent) error) error
 }
 
 // Device kinds.
@@ -133,6 +142,8 @@ func (e *ImageError) Error() string { return e.Code + ": " + e.Message }
 // Stats are backend counters.
 type Stats struct {
 	Models []ModelStats `json:"models"`
+	// Videos is the number of videos and streams being decoded now.
+	Videos int `json:"videos"`
 }
 
 // ModelStats are the counters of one loaded model.

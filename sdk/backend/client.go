@@ -3,7 +3,9 @@ package backend
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"google.golang.org/grpc"
@@ -119,10 +121,36 @@ func (c *Client) Stats(ctx context.Context) (*Stats, error) {
 	if err != nil {
 		return nil, fromStatus("stats", err)
 	}
-	st := &Stats{}
+	st := &Stats{Videos: int(r.Videos)}
 	for _, m := range r.Models {
 		st.Models = append(st.Models, ModelStats{Handle: m.Handle, Name: m.Name, Requests: m.Requests,
 			Images: m.Images, Batches: m.Batches, Errors: m.Errors, Busy: time.Duration(m.BusyNs)})
 	}
 	return st, nil
+}
+
+// DetectVideo implements Backend: it reads the plugin's event stream and
+// hands each event to emit. An emit error cancels the call.
+func (c *Client) DetectVideo(ctx context.Context, handle string, req VideoRequest, emit func(VideoEvent) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := c.c.DetectVideo(ctx, videoRequestToPB(handle, req))
+	if err != nil {
+		return fromStatus("detect video", err)
+	}
+	for {
+		ev, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			if cerr := ctx.Err(); cerr != nil {
+				return cerr
+			}
+			return fromStatus("detect video", err)
+		}
+		if err := emit(videoEventFromPB(ev)); err != nil {
+			return err
+		}
+	}
 }

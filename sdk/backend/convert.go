@@ -1,8 +1,6 @@
 package backend
 
 import (
-	"time"
-
 	"google.golang.org/grpc/codes"
 
 	pb "github.com/azaion/edge/sdk/backend/proto"
@@ -17,6 +15,8 @@ var errorCodes = sdkplugin.ErrorCodes{
 	{Err: ErrUnsupported, Code: codes.FailedPrecondition},
 	{Err: ErrUnavailable, Code: codes.Unavailable},
 	{Err: ErrBusy, Code: codes.ResourceExhausted},
+	// The code only has to be unique in this table.
+	{Err: ErrBadSource, Code: codes.OutOfRange},
 }
 
 // toStatus maps a backend error to a gRPC status (the plugin side).
@@ -48,10 +48,7 @@ func paramsFromPB(p *pb.DetectParams) DetectParams {
 func resultToPB(r ImageResult) *pb.ImageResult {
 	out := &pb.ImageResult{
 		Width: int32(r.Width), Height: int32(r.Height), BatchSize: int32(r.BatchSize),
-		Timings: &pb.Timings{
-			QueueNs: int64(r.Timings.Queue), DecodeNs: int64(r.Timings.Decode),
-			PreprocessNs: int64(r.Timings.Preprocess), InferNs: int64(r.Timings.Infer), PostNs: int64(r.Timings.Post),
-		},
+		Timings:    timingsToPB(r.Timings),
 		Detections: make([]*pb.Detection, len(r.Detections)),
 	}
 	for i, d := range r.Detections {
@@ -66,10 +63,7 @@ func resultToPB(r ImageResult) *pb.ImageResult {
 func resultFromPB(r *pb.ImageResult) ImageResult {
 	out := ImageResult{Width: int(r.Width), Height: int(r.Height), BatchSize: int(r.BatchSize),
 		Detections: make([]yolo.Detection, len(r.Detections))}
-	if t := r.Timings; t != nil {
-		out.Timings = Timings{Queue: time.Duration(t.QueueNs), Decode: time.Duration(t.DecodeNs),
-			Preprocess: time.Duration(t.PreprocessNs), Infer: time.Duration(t.InferNs), Post: time.Duration(t.PostNs)}
-	}
+	out.Timings = timingsFromPB(r.Timings)
 	for i, d := range r.Detections {
 		out.Detections[i] = yolo.Detection{ClassID: int(d.ClassId), Score: d.Score,
 			Box: yolo.Box{X1: d.X1, Y1: d.Y1, X2: d.X2, Y2: d.Y2}}

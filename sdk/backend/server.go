@@ -102,10 +102,18 @@ func (s *server) Stats(ctx context.Context, _ *pb.StatsRequest) (*pb.StatsRespon
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	out := &pb.StatsResponse{}
+	out := &pb.StatsResponse{Videos: int32(st.Videos)}
 	for _, m := range st.Models {
 		out.Models = append(out.Models, &pb.ModelStats{Handle: m.Handle, Name: m.Name, Requests: m.Requests,
 			Images: m.Images, Batches: m.Batches, Errors: m.Errors, BusyNs: int64(m.Busy)})
 	}
 	return out, nil
+}
+
+func (s *server) DetectVideo(req *pb.DetectVideoRequest, stream pb.Backend_DetectVideoServer) error {
+	handle, vr := videoRequestFromPB(req)
+	err := s.impl.DetectVideo(stream.Context(), handle, vr, func(ev VideoEvent) error {
+		return stream.Send(videoEventToPB(ev))
+	})
+	return toStatus(err)
 }

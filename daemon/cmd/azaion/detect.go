@@ -14,7 +14,7 @@ import (
 )
 
 func init() {
-	register(&command{Name: "detect", Summary: "detect objects in images with the running daemon", Run: runDetect})
+	register(&command{Name: "detect", Summary: "detect objects in images and videos with the running daemon", Run: runDetect})
 }
 
 func runDetect(ctx context.Context, args []string) error {
@@ -24,17 +24,21 @@ func runDetect(ctx context.Context, args []string) error {
 	iou := fs.Float64("iou", 0, "NMS IoU threshold (default 0.45)")
 	maxDet := fs.Int("max-det", 0, "maximum detections per image (default 300)")
 	classes := fs.String("classes", "", "comma-separated class ids to keep")
-	asJSON := fs.Bool("json", false, "print the daemon's JSON responses, one per line")
+	asJSON := fs.Bool("json", false, "print the daemon's JSON responses, one per line (for a video: its NDJSON answer)")
+	every := fs.Int("every", 0, "video: run the model on every Nth frame (default 4)")
+	out := fs.String("out", "", "video: also write the video with the boxes drawn to this MP4 file")
+	start := fs.Duration("start", 0, "video: skip this much of the start (e.g. 1m30s)")
+	duration := fs.Duration("duration", 0, "video: stop after this much video")
 	socket := fs.String("socket", "", "daemon socket (default $AZAION_SOCKET or "+api.DefaultSocket+")")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: azaion detect [flags] IMAGE...")
+		fmt.Fprintln(fs.Output(), "Usage: azaion detect [flags] IMAGE|VIDEO...")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {
-		return usageErrorf("no images given: azaion detect [flags] IMAGE...")
+		return usageErrorf("no images given: azaion detect [flags] IMAGE|VIDEO...")
 	}
 	opts := api.DetectOptions{Model: *model, Conf: *conf, IoU: *iou, MaxDet: *maxDet}
 	if *classes != "" {
@@ -50,7 +54,47 @@ func runDetect(ctx context.Context, args []string) error {
 	if *socket != "" {
 		c = api.NewSocketClient(*socket)
 	}
-	return detectFiles(ctx, c, fs.Args(), opts, *asJSON, os.Stdout)
+	var images []string
+	var videos []string
+	for _, f := range fs.Args() {
+		if isVideo(f) {
+			videos = append(videos, f)
+		} else {
+			images = append(images, f)
+		}
+	}
+	if *out != "" && len(videos) != 1 {
+		return usageErrorf("--out needs exactly one video (got %d)", len(videos))
+	}
+	var imgErr error
+	if len(images) > 0 {
+		imgErr = detectFiles(ctx, c, images, opts, *asJSON, os.Stdout)
+		if len(videos) == 0 {
+			return imgErr
+		}
+	}
+	var progress io.Writer
+	if !*asJSON && isTerminal(os.Stderr) {
+		progress = os.Stderr
+	}
+	failed := 0
+	for _, v := range videos {
+		err := detectVideo(ctx, c, videoRun{file: v, out: *out, asJSON: *asJSON, stdout: os.Stdout, progress: progress,
+			opts: api.VideoOptions{DetectOptions: opts, Every: *every, Start: *start, Duration: *duration}})
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "%s: %v\n", v, err)
+			failed++
+		}
+	}
+	switch {
+	case imgErr != nil && failed > 0:
+		return fmt.Errorf("%v; %d of %d videos failed", imgErr, failed, len(videos))
+	case imgErr != nil:
+		return imgErr
+	case failed > 0:
+		return fmt.Errorf("%d of %d videos failed", failed, len(videos))
+	}
+	return nil
 }
 
 func detectFiles(ctx context.Context, c *api.Client, files []string, opts api.DetectOptions, asJSON bool, out io.Writer) error {

@@ -53,6 +53,10 @@ type Config struct {
 	Ingest IngestConfig `yaml:"ingest"`
 	// Trainer configures the trainer/augmenter plugin.
 	Trainer TrainerConfig `yaml:"trainer"`
+	// Video bounds video detection and keeps its annotated outputs.
+	Video VideoConfig `yaml:"video"`
+	// Streams configures the live stream sessions.
+	Streams StreamsConfig `yaml:"streams"`
 }
 
 // HTTPConfig is the TCP listener.
@@ -182,6 +186,8 @@ func Default() Config {
 	c.Data = defaultData()
 	c.Ingest = defaultIngest()
 	c.Trainer = defaultTrainer()
+	c.Video = defaultVideo()
+	c.Streams = defaultStreams()
 	return c
 }
 
@@ -253,7 +259,7 @@ func (c *Config) applyEnv(env LookupEnv) error {
 		}
 		c.HTTP.Token = s
 	}
-	for _, f := range []func(LookupEnv) error{c.API.applyEnv, c.CDN.applyEnv, c.Data.applyEnv, c.Ingest.applyEnv, c.Trainer.applyEnv} {
+	for _, f := range []func(LookupEnv) error{c.API.applyEnv, c.CDN.applyEnv, c.Data.applyEnv, c.Ingest.applyEnv, c.Trainer.applyEnv, c.Video.applyEnv, c.Streams.applyEnv} {
 		if err := f(env); err != nil {
 			return err
 		}
@@ -308,7 +314,7 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("config: log.format %q is not text or json", c.Log.Format)
 	}
-	for _, f := range []func() error{c.API.validate, c.CDN.validate, c.Data.validate, c.Ingest.validate, c.Trainer.validate} {
+	for _, f := range []func() error{c.API.validate, c.CDN.validate, c.Data.validate, c.Ingest.validate, c.Trainer.validate, c.Video.validate, c.Streams.validate} {
 		if err := f(); err != nil {
 			return err
 		}

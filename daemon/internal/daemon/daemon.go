@@ -30,6 +30,7 @@ import (
 	"github.com/azaion/edge/daemon/internal/localapi"
 	"github.com/azaion/edge/daemon/internal/pluginmgr"
 	"github.com/azaion/edge/daemon/internal/sched"
+	"github.com/azaion/edge/daemon/internal/streams"
 	"github.com/azaion/edge/sdk/api"
 	"github.com/azaion/edge/sdk/trainer"
 )
@@ -46,6 +47,7 @@ type Daemon struct {
 	api      *localapi.Server
 	catalog  *catalog.Catalog
 	backends *backendSet
+	streams  *streams.Manager
 	// tasks are the subsystems' long-running functions, run by Run.
 	tasks []func(ctx context.Context)
 }
@@ -97,6 +99,10 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 			return nil
 		})
 	}
+	video, err := d.videoOptions()
+	if err != nil {
+		return nil, err
+	}
 	d.api = localapi.New(localapi.Options{
 		Sched:          d.sched,
 		Backends:       func(context.Context) []api.Backend { return d.backends.status() },
@@ -109,9 +115,15 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		AllowedHosts:   cfg.HTTP.AllowedHosts,
 		AllowedOrigins: cfg.HTTP.AllowedOrigins,
 		ModelsHint:     d.catalog.Hint(),
+		Video:          video,
 		Registry:       reg,
 		Log:            log.With("component", "api"),
 	})
+	video.Outputs.Register(d.api.Handle)
+	d.tasks = append(d.tasks, video.Outputs.Run)
+	if err := d.addStreams(); err != nil {
+		return nil, err
+	}
 	if cfg.ONNXEnabled() {
 		if err := d.addBackend(catalog.BackendONNX, &cfg.ONNX.ONNX); err != nil {
 			return nil, err

@@ -35,6 +35,7 @@ func TestMain(m *testing.M) {
 
 // harness is a daemon running in this process with the real ONNX plugin.
 type harness struct {
+	d      *Daemon
 	cfg    *config.Config
 	http   *api.Client
 	sock   *api.Client
@@ -88,7 +89,7 @@ func launchDaemon(t testing.TB, models []string, tweak func(*config.Config)) *ha
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	h := &harness{cfg: &cfg, base: "http://" + cfg.HTTP.Addr, cancel: cancel, done: make(chan error, 1),
+	h := &harness{d: d, cfg: &cfg, base: "http://" + cfg.HTTP.Addr, cancel: cancel, done: make(chan error, 1),
 		http: api.NewHTTPClient("http://"+cfg.HTTP.Addr, ""), sock: api.NewSocketClient(cfg.Socket.Path)}
 	go func() { h.done <- d.Run(ctx) }()
 	t.Cleanup(func() {

@@ -16,7 +16,6 @@ import (
 
 	"github.com/azaion/edge/sdk/api"
 	"github.com/azaion/edge/sdk/backend"
-	"github.com/azaion/edge/sdk/classes"
 	"github.com/azaion/edge/sdk/imageheader"
 	"github.com/azaion/edge/sdk/yolo"
 )
@@ -273,28 +272,7 @@ func parseParams(r *http.Request) (yolo.Params, error) {
 // toAPIDetections attaches labels (and, for the Azaion class system, the
 // weather mode) to the backend's detections.
 func toAPIDetections(ds []yolo.Detection, names []string) []api.Detection {
-	azaion := isAzaionClasses(names)
-	out := make([]api.Detection, len(ds))
-	for i, d := range ds {
-		ad := api.Detection{ClassID: d.ClassID, Score: round4(float64(d.Score)),
-			Box: api.Box{X1: round2(d.Box.X1), Y1: round2(d.Box.Y1), X2: round2(d.Box.X2), Y2: round2(d.Box.Y2)}}
-		if d.ClassID >= 0 && d.ClassID < len(names) {
-			ad.Label = names[d.ClassID]
-		} else {
-			ad.Label = strconv.Itoa(d.ClassID)
-		}
-		if azaion {
-			if base, w, ok := classes.Split(d.ClassID); ok {
-				ad.Label, ad.Weather = classes.Base[base], w.String()
-			}
-		}
-		out[i] = ad
-	}
-	return out
-}
-
-func isAzaionClasses(names []string) bool {
-	return len(names) >= classes.NumBase && names[0] == classes.Name(0) && names[1] == classes.Name(1)
+	return api.FromDetections(ds, names)
 }
 
 func round2(f float32) float64 { return math.Round(float64(f)*100) / 100 }

@@ -10,7 +10,9 @@ import (
 	"github.com/azaion/edge/daemon/internal/catalog"
 	"github.com/azaion/edge/daemon/internal/distribution"
 	"github.com/azaion/edge/daemon/internal/jobs"
+	"github.com/azaion/edge/daemon/internal/outputs"
 	"github.com/azaion/edge/daemon/internal/sched"
+	"github.com/azaion/edge/daemon/internal/streams"
 	"github.com/azaion/edge/sdk/api"
 )
 
@@ -23,6 +25,14 @@ var (
 	errBusy = errors.New("busy")
 	// errBodyTimeout: a request body did not arrive in time.
 	errBodyTimeout = errors.New("request body too slow")
+	// errNotVideo: an upload or media file that is no video format.
+	errNotVideo = errors.New("not a video")
+	// errVideoBusy: video.max_jobs videos are being processed.
+	errVideoBusy = errors.New("too many videos")
+	// errNotInMedia: a path request naming a file outside the media folder.
+	errNotInMedia = errors.New("not in the media folder")
+	// errNoSuchVideo: a path request naming no file of the media folder.
+	errNoSuchVideo = errors.New("no such video")
 )
 
 // errorTable maps the error values the daemon's handlers return to API
@@ -40,6 +50,7 @@ var errorTable = []struct {
 	{sched.ErrUnavailable, api.CodeUnavailable, 2},
 	{sched.ErrBadModel, api.CodeUnprocessable, 0},
 	{sched.ErrUnsupported, api.CodeUnsupported, 0},
+	{sched.ErrBadSource, api.CodeUnprocessable, 0},
 	{jobs.ErrNotFound, api.CodeNotFound, 0},
 	{jobs.ErrBadJob, api.CodeBadRequest, 0},
 	{jobs.ErrConflict, api.CodeConflict, 0},
@@ -54,6 +65,15 @@ var errorTable = []struct {
 	{errBadRequest, api.CodeBadRequest, 0},
 	{errNotImage, api.CodeUnsupportedType, 0},
 	{errBadImage, api.CodeUnprocessable, 0},
+	{errNotVideo, api.CodeUnsupportedType, 0},
+	{errVideoBusy, api.CodeQueueFull, 5},
+	{errNotInMedia, api.CodeForbidden, 0},
+	{errNoSuchVideo, api.CodeNotFound, 0},
+	{outputs.ErrNotFound, api.CodeNotFound, 0},
+	{streams.ErrNotFound, api.CodeNotFound, 0},
+	{streams.ErrBad, api.CodeBadRequest, 0},
+	{streams.ErrExists, api.CodeConflict, 0},
+	{streams.ErrTooMany, api.CodeQueueFull, 5},
 	{context.DeadlineExceeded, api.CodeUnavailable, 2},
 }
 

@@ -14,7 +14,9 @@ import (
 	"github.com/azaion/edge/daemon/internal/catalog"
 	"github.com/azaion/edge/daemon/internal/distribution"
 	"github.com/azaion/edge/daemon/internal/jobs"
+	"github.com/azaion/edge/daemon/internal/outputs"
 	"github.com/azaion/edge/daemon/internal/sched"
+	"github.com/azaion/edge/daemon/internal/streams"
 	"github.com/azaion/edge/sdk/api"
 	"github.com/azaion/edge/sdk/backend"
 	"github.com/azaion/edge/sdk/model"
@@ -34,6 +36,7 @@ func TestErrorTable(t *testing.T) {
 		{sched.ErrUnavailable, api.CodeUnavailable, 503},
 		{sched.ErrBadModel, api.CodeUnprocessable, 422},
 		{sched.ErrUnsupported, api.CodeUnsupported, 501},
+		{sched.ErrBadSource, api.CodeUnprocessable, 422},
 		{jobs.ErrNotFound, api.CodeNotFound, 404},
 		{jobs.ErrBadJob, api.CodeBadRequest, 400},
 		{jobs.ErrConflict, api.CodeConflict, 409},
@@ -48,6 +51,15 @@ func TestErrorTable(t *testing.T) {
 		{errBadRequest, api.CodeBadRequest, 400},
 		{errNotImage, api.CodeUnsupportedType, 415},
 		{errBadImage, api.CodeUnprocessable, 422},
+		{errNotVideo, api.CodeUnsupportedType, 415},
+		{errVideoBusy, api.CodeQueueFull, 429},
+		{errNotInMedia, api.CodeForbidden, 403},
+		{errNoSuchVideo, api.CodeNotFound, 404},
+		{outputs.ErrNotFound, api.CodeNotFound, 404},
+		{streams.ErrNotFound, api.CodeNotFound, 404},
+		{streams.ErrBad, api.CodeBadRequest, 400},
+		{streams.ErrExists, api.CodeConflict, 409},
+		{streams.ErrTooMany, api.CodeQueueFull, 429},
 		{context.DeadlineExceeded, api.CodeUnavailable, 503},
 		{&http.MaxBytesError{Limit: 10}, api.CodeTooLarge, 413},
 		{errors.New("something else"), api.CodeInternal, 500},
@@ -85,6 +97,7 @@ func TestSchedBackendErrors(t *testing.T) {
 		{backend.ErrBadModel, 422},
 		{backend.ErrUnsupported, 501},
 		{backend.ErrUnavailable, 503},
+		{backend.ErrBadSource, 422},
 	} {
 		b := &failingBackend{err: fmt.Errorf("plugin says: %w", tc.err)}
 		s := sched.New(staticBackends{b}, sched.Options{QueueSize: 4, Log: discardLog()})
@@ -101,6 +114,15 @@ func TestSchedBackendErrors(t *testing.T) {
 		if rec.Code != tc.status || !strings.Contains(rec.Body.String(), "plugin says") {
 			t.Errorf("%v: %d %s, want %d with the plugin's message", tc.err, rec.Code, rec.Body, tc.status)
 		}
+		if tc.err == backend.ErrUnsupported {
+			continue // DetectVideo below
+		}
+		err = s.DetectVideo(context.Background(), "m", backend.VideoRequest{}, func(sched.ModelInfo, backend.VideoEvent) error { return nil })
+		rec = httptest.NewRecorder()
+		WriteError(rec, err)
+		if rec.Code != tc.status || !strings.Contains(rec.Body.String(), "plugin says") {
+			t.Errorf("video %v: %d %s, want %d with the plugin's message", tc.err, rec.Code, rec.Body, tc.status)
+		}
 	}
 }
 
@@ -113,6 +135,9 @@ func (b *failingBackend) Load(_ context.Context, d model.Descriptor, _ []byte) (
 }
 func (b *failingBackend) Detect(context.Context, string, [][]byte, backend.DetectParams) ([]backend.ImageResult, error) {
 	return nil, b.err
+}
+func (b *failingBackend) DetectVideo(context.Context, string, backend.VideoRequest, func(backend.VideoEvent) error) error {
+	return b.err
 }
 func (b *failingBackend) Unload(context.Context, string) error          { return nil }
 func (b *failingBackend) Health(context.Context) error                  { return nil }

@@ -106,8 +106,8 @@ func checkBodyType(r *http.Request) error {
 			return nil
 		}
 	}
-	if mt == "" && r.ContentLength == 0 && want[0] == "application/json" {
-		return nil // no body at all (e.g. POST /v1/models/x/load)
+	if mt == "" && r.ContentLength == 0 {
+		return nil // no body at all (POST /v1/models/x/load, /v1/detect/video?path=...)
 	}
 	return fmt.Errorf("%s %s: Content-Type %q: want %s", r.Method, (&url.URL{Path: r.URL.Path}).String(), ct, strings.Join(want, ", "))
 }

@@ -16,6 +16,8 @@ type metrics struct {
 	queue         *prometheus.CounterVec
 	compute       *prometheus.CounterVec
 	batch         *prometheus.HistogramVec
+	videoRequests *prometheus.CounterVec
+	videoFrames   *prometheus.CounterVec
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -41,7 +43,13 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Buckets: []float64{1, 2, 3, 4, 6, 8, 12, 16, 32},
 		}, []string{"model"}),
 	}
-	reg.MustRegister(m.requests, m.requestErrors, m.latency, m.queue, m.compute, m.batch)
+	m.videoRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "azaion_video_requests_total", Help: "Video detection requests by model and result code.",
+	}, []string{"model", "code"})
+	m.videoFrames = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "azaion_video_frames_processed_total", Help: "Video frames run through a model by POST /v1/detect/video.",
+	}, []string{"model"})
+	reg.MustRegister(m.requests, m.requestErrors, m.latency, m.queue, m.compute, m.batch, m.videoRequests, m.videoFrames)
 	return m
 }
 

@@ -54,6 +54,8 @@ type Options struct {
 	AllowedOrigins []string
 	// ModelsHint is shown when no model is registered.
 	ModelsHint string
+	// Video configures POST /v1/detect/video; nil leaves it out.
+	Video *VideoOptions
 	// Registry is the Prometheus registry served at /metrics.
 	Registry *prometheus.Registry
 	Log      *slog.Logger
@@ -65,6 +67,8 @@ type Server struct {
 	mux     *http.ServeMux
 	metrics *metrics
 	uploads chan struct{} // a slot per request receiving its body
+	// videoSlots bounds the videos processed at once.
+	videoSlots chan struct{}
 }
 
 // New returns a Server with the core routes registered.
@@ -78,6 +82,10 @@ func New(opts Options) *Server {
 	s := &Server{opts: opts, mux: http.NewServeMux(), metrics: newMetrics(opts.Registry),
 		uploads: make(chan struct{}, opts.MaxUploads)}
 	s.mux.HandleFunc("POST /v1/detect", s.handleDetect)
+	if opts.Video != nil {
+		s.videoSlots = make(chan struct{}, max(1, opts.Video.MaxJobs))
+		s.mux.HandleFunc("POST /v1/detect/video", s.handleDetectVideo)
+	}
 	s.mux.HandleFunc("GET /v1/models", s.handleModels)
 	s.Handle("POST /v1/models/{name}/load", s.handleLoad)
 	s.Handle("POST /v1/models/{name}/unload", s.handleUnload)

@@ -40,6 +40,9 @@ var (
 	// ErrUnsupported: the backend cannot do what was asked (a provider,
 	// device or feature it lacks).
 	ErrUnsupported = errors.New("unsupported")
+	// ErrBadSource: the backend cannot use a video source (not a video, an
+	// unknown codec, a stream that does not answer, over a limit).
+	ErrBadSource = errors.New("bad video source")
 )
 
 // RetryError is an error that says when to try again.
@@ -71,6 +74,8 @@ func backendError(err error) error {
 		return fmt.Errorf("%w: %v", ErrUnsupported, err)
 	case errors.Is(err, backend.ErrBusy):
 		return &RetryError{After: time.Second, Err: fmt.Errorf("%w: %v", ErrQueueFull, err)}
+	case errors.Is(err, backend.ErrBadSource):
+		return fmt.Errorf("%w: %v", ErrBadSource, err)
 	}
 	return err
 }
@@ -413,4 +418,60 @@ func (s *Scheduler) Detect(ctx context.Context, name string, images [][]byte, p 
 	}
 	e.finish(call, batch)
 	return &Result{Model: e.info(), Images: res, Queue: queued, Backend: time.Since(call)}, nil
+}
+
+// DetectVideo runs a model on a video file or live stream (see
+// backend.Backend.DetectVideo), calling emit with the model's snapshot and
+// each event. A video takes no place in the model's request queue (the
+// caller bounds videos) and does not hold the model against unloading: a
+// model unloaded or reloaded under a video ends it with ErrUnavailable, as
+// does a backend that fails; a source the backend cannot use is
+// ErrBadSource.
+func (s *Scheduler) DetectVideo(ctx context.Context, name string, req backend.VideoRequest, emit func(ModelInfo, backend.VideoEvent) error) error {
+	e, err := s.lookup(name)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	handle, state, lerr := e.handle, e.state, e.err
+	e.mu.Unlock()
+	if handle == "" {
+		msg := fmt.Sprintf("model %s is %s", e.src.Descriptor.Name, state)
+		if lerr != "" {
+			msg += ": " + lerr
+		}
+		return fmt.Errorf("%w: %s", ErrUnavailable, msg)
+	}
+	b, err := s.backends.Backend(e.src.Backend)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	info := e.info()
+	var emitErr error
+	err = b.DetectVideo(ctx, handle, req, func(ev backend.VideoEvent) error {
+		emitErr = emit(info, ev)
+		return emitErr
+	})
+	switch {
+	case err == nil:
+		return nil
+	case emitErr != nil && errors.Is(err, emitErr), ctx.Err() != nil:
+		return err
+	case errors.Is(err, backend.ErrUnavailable):
+		s.backends.Failed(e.src.Backend)
+		return fmt.Errorf("%w: backend %s failed during the video (it is being relaunched): %v", ErrUnavailable, e.src.Backend, err)
+	case errors.Is(err, backend.ErrUnknownHandle):
+		return fmt.Errorf("%w: model %s is being reloaded", ErrUnavailable, e.src.Descriptor.Name)
+	}
+	return fmt.Errorf("video with %s: %w", e.src.Descriptor.Name, backendError(err))
+}
+
+// Lookup returns the model a request for name would use ("name",
+// "name:version", or "" when exactly one model is registered).
+func (s *Scheduler) Lookup(name string) (ModelInfo, error) {
+	e, err := s.lookup(name)
+	if err != nil {
+		return ModelInfo{}, err
+	}
+	return e.info(), nil
 }

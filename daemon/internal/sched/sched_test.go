@@ -58,6 +58,9 @@ func (b *blockingBackend) Unload(_ context.Context, h string) error {
 	return nil
 }
 func (b *blockingBackend) Health(context.Context) error { return nil }
+func (b *blockingBackend) DetectVideo(context.Context, string, backend.VideoRequest, func(backend.VideoEvent) error) error {
+	return backend.ErrUnsupported
+}
 func (b *blockingBackend) Stats(context.Context) (*backend.Stats, error) {
 	return &backend.Stats{}, nil
 }

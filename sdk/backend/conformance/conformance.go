@@ -1,8 +1,10 @@
 // Package conformance is the test suite every inference backend runs (DESIGN.md
 // section 4): load from memory, detect on the shared test models against their
-// references, batching, unload, bad input and cancellation. A backend's tests
-// call Run with a constructor; the daemon-side gRPC path is covered by running
-// the same suite through backend.Client (see RunOverGRPC). Imported only by tests.
+// references, batching, unload, bad input and cancellation, and DetectVideo on
+// clips made with ffmpeg and on a real RTSP server (internal/videotest). A
+// backend's tests call Run with a constructor; the daemon-side gRPC path is
+// covered by running the same suite through backend.Client (see OverGRPC).
+// Imported only by tests.
 package conformance
 
 import (
@@ -194,4 +196,6 @@ func Run(t *testing.T, o Options) {
 			t.Fatalf("detect after a cancelled one: %v %+v", err, out)
 		}
 	})
+
+	runVideo(t, o)
 }

@@ -1139,8 +1139,10 @@ func (x *ModelStats) GetBusyNs() int64 {
 }
 
 type StatsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Models        []*ModelStats          `protobuf:"bytes,1,rep,name=models,proto3" json:"models,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Models []*ModelStats          `protobuf:"bytes,1,rep,name=models,proto3" json:"models,omitempty"`
+	// videos is the number of videos and streams being decoded now.
+	Videos        int32 `protobuf:"varint,2,opt,name=videos,proto3" json:"videos,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1181,6 +1183,613 @@ func (x *StatsResponse) GetModels() []*ModelStats {
 	}
 	return nil
 }
+
+func (x *StatsResponse) GetVideos() int32 {
+	if x != nil {
+		return x.Videos
+	}
+	return 0
+}
+
+type DetectVideoRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Handle string                 `protobuf:"bytes,1,opt,name=handle,proto3" json:"handle,omitempty"`
+	// source is a file path the plugin reads or a stream URL (rtsp://, rtsps://).
+	Source     string        `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`
+	Every      int32         `protobuf:"varint,3,opt,name=every,proto3" json:"every,omitempty"`
+	Params     *DetectParams `protobuf:"bytes,4,opt,name=params,proto3" json:"params,omitempty"`
+	StartNs    int64         `protobuf:"varint,5,opt,name=start_ns,json=startNs,proto3" json:"start_ns,omitempty"`
+	DurationNs int64         `protobuf:"varint,6,opt,name=duration_ns,json=durationNs,proto3" json:"duration_ns,omitempty"`
+	MaxFrames  int64         `protobuf:"varint,7,opt,name=max_frames,json=maxFrames,proto3" json:"max_frames,omitempty"`
+	Live       bool          `protobuf:"varint,8,opt,name=live,proto3" json:"live,omitempty"`
+	// annotate is the path of the annotated MP4 to write; empty for none.
+	Annotate      string `protobuf:"bytes,9,opt,name=annotate,proto3" json:"annotate,omitempty"`
+	AnnotateCodec string `protobuf:"bytes,10,opt,name=annotate_codec,json=annotateCodec,proto3" json:"annotate_codec,omitempty"`
+	MaxDurationNs int64  `protobuf:"varint,11,opt,name=max_duration_ns,json=maxDurationNs,proto3" json:"max_duration_ns,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DetectVideoRequest) Reset() {
+	*x = DetectVideoRequest{}
+	mi := &file_sdk_backend_proto_backend_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DetectVideoRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DetectVideoRequest) ProtoMessage() {}
+
+func (x *DetectVideoRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sdk_backend_proto_backend_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DetectVideoRequest.ProtoReflect.Descriptor instead.
+func (*DetectVideoRequest) Descriptor() ([]byte, []int) {
+	return file_sdk_backend_proto_backend_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *DetectVideoRequest) GetHandle() string {
+	if x != nil {
+		return x.Handle
+	}
+	return ""
+}
+
+func (x *DetectVideoRequest) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *DetectVideoRequest) GetEvery() int32 {
+	if x != nil {
+		return x.Every
+	}
+	return 0
+}
+
+func (x *DetectVideoRequest) GetParams() *DetectParams {
+	if x != nil {
+		return x.Params
+	}
+	return nil
+}
+
+func (x *DetectVideoRequest) GetStartNs() int64 {
+	if x != nil {
+		return x.StartNs
+	}
+	return 0
+}
+
+func (x *DetectVideoRequest) GetDurationNs() int64 {
+	if x != nil {
+		return x.DurationNs
+	}
+	return 0
+}
+
+func (x *DetectVideoRequest) GetMaxFrames() int64 {
+	if x != nil {
+		return x.MaxFrames
+	}
+	return 0
+}
+
+func (x *DetectVideoRequest) GetLive() bool {
+	if x != nil {
+		return x.Live
+	}
+	return false
+}
+
+func (x *DetectVideoRequest) GetAnnotate() string {
+	if x != nil {
+		return x.Annotate
+	}
+	return ""
+}
+
+func (x *DetectVideoRequest) GetAnnotateCodec() string {
+	if x != nil {
+		return x.AnnotateCodec
+	}
+	return ""
+}
+
+func (x *DetectVideoRequest) GetMaxDurationNs() int64 {
+	if x != nil {
+		return x.MaxDurationNs
+	}
+	return 0
+}
+
+type VideoInfo struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Width         int32                  `protobuf:"varint,1,opt,name=width,proto3" json:"width,omitempty"`
+	Height        int32                  `protobuf:"varint,2,opt,name=height,proto3" json:"height,omitempty"`
+	Fps           float64                `protobuf:"fixed64,3,opt,name=fps,proto3" json:"fps,omitempty"`
+	Frames        int64                  `protobuf:"varint,4,opt,name=frames,proto3" json:"frames,omitempty"`
+	DurationNs    int64                  `protobuf:"varint,5,opt,name=duration_ns,json=durationNs,proto3" json:"duration_ns,omitempty"`
+	Codec         string                 `protobuf:"bytes,6,opt,name=codec,proto3" json:"codec,omitempty"`
+	Container     string                 `protobuf:"bytes,7,opt,name=container,proto3" json:"container,omitempty"`
+	FirstFrame    int64                  `protobuf:"varint,8,opt,name=first_frame,json=firstFrame,proto3" json:"first_frame,omitempty"`
+	ToDecode      int64                  `protobuf:"varint,9,opt,name=to_decode,json=toDecode,proto3" json:"to_decode,omitempty"`
+	MaxBatch      int32                  `protobuf:"varint,10,opt,name=max_batch,json=maxBatch,proto3" json:"max_batch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VideoInfo) Reset() {
+	*x = VideoInfo{}
+	mi := &file_sdk_backend_proto_backend_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VideoInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VideoInfo) ProtoMessage() {}
+
+func (x *VideoInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_sdk_backend_proto_backend_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VideoInfo.ProtoReflect.Descriptor instead.
+func (*VideoInfo) Descriptor() ([]byte, []int) {
+	return file_sdk_backend_proto_backend_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *VideoInfo) GetWidth() int32 {
+	if x != nil {
+		return x.Width
+	}
+	return 0
+}
+
+func (x *VideoInfo) GetHeight() int32 {
+	if x != nil {
+		return x.Height
+	}
+	return 0
+}
+
+func (x *VideoInfo) GetFps() float64 {
+	if x != nil {
+		return x.Fps
+	}
+	return 0
+}
+
+func (x *VideoInfo) GetFrames() int64 {
+	if x != nil {
+		return x.Frames
+	}
+	return 0
+}
+
+func (x *VideoInfo) GetDurationNs() int64 {
+	if x != nil {
+		return x.DurationNs
+	}
+	return 0
+}
+
+func (x *VideoInfo) GetCodec() string {
+	if x != nil {
+		return x.Codec
+	}
+	return ""
+}
+
+func (x *VideoInfo) GetContainer() string {
+	if x != nil {
+		return x.Container
+	}
+	return ""
+}
+
+func (x *VideoInfo) GetFirstFrame() int64 {
+	if x != nil {
+		return x.FirstFrame
+	}
+	return 0
+}
+
+func (x *VideoInfo) GetToDecode() int64 {
+	if x != nil {
+		return x.ToDecode
+	}
+	return 0
+}
+
+func (x *VideoInfo) GetMaxBatch() int32 {
+	if x != nil {
+		return x.MaxBatch
+	}
+	return 0
+}
+
+type FrameResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Frame         int64                  `protobuf:"varint,1,opt,name=frame,proto3" json:"frame,omitempty"`
+	PtsNs         int64                  `protobuf:"varint,2,opt,name=pts_ns,json=ptsNs,proto3" json:"pts_ns,omitempty"`
+	UnixNs        int64                  `protobuf:"varint,3,opt,name=unix_ns,json=unixNs,proto3" json:"unix_ns,omitempty"`
+	Result        *ImageResult           `protobuf:"bytes,4,opt,name=result,proto3" json:"result,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FrameResult) Reset() {
+	*x = FrameResult{}
+	mi := &file_sdk_backend_proto_backend_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FrameResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FrameResult) ProtoMessage() {}
+
+func (x *FrameResult) ProtoReflect() protoreflect.Message {
+	mi := &file_sdk_backend_proto_backend_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FrameResult.ProtoReflect.Descriptor instead.
+func (*FrameResult) Descriptor() ([]byte, []int) {
+	return file_sdk_backend_proto_backend_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *FrameResult) GetFrame() int64 {
+	if x != nil {
+		return x.Frame
+	}
+	return 0
+}
+
+func (x *FrameResult) GetPtsNs() int64 {
+	if x != nil {
+		return x.PtsNs
+	}
+	return 0
+}
+
+func (x *FrameResult) GetUnixNs() int64 {
+	if x != nil {
+		return x.UnixNs
+	}
+	return 0
+}
+
+func (x *FrameResult) GetResult() *ImageResult {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+type VideoProgress struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Decoded       int64                  `protobuf:"varint,1,opt,name=decoded,proto3" json:"decoded,omitempty"`
+	Processed     int64                  `protobuf:"varint,2,opt,name=processed,proto3" json:"processed,omitempty"`
+	Dropped       int64                  `protobuf:"varint,3,opt,name=dropped,proto3" json:"dropped,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VideoProgress) Reset() {
+	*x = VideoProgress{}
+	mi := &file_sdk_backend_proto_backend_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VideoProgress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VideoProgress) ProtoMessage() {}
+
+func (x *VideoProgress) ProtoReflect() protoreflect.Message {
+	mi := &file_sdk_backend_proto_backend_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VideoProgress.ProtoReflect.Descriptor instead.
+func (*VideoProgress) Descriptor() ([]byte, []int) {
+	return file_sdk_backend_proto_backend_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *VideoProgress) GetDecoded() int64 {
+	if x != nil {
+		return x.Decoded
+	}
+	return 0
+}
+
+func (x *VideoProgress) GetProcessed() int64 {
+	if x != nil {
+		return x.Processed
+	}
+	return 0
+}
+
+func (x *VideoProgress) GetDropped() int64 {
+	if x != nil {
+		return x.Dropped
+	}
+	return 0
+}
+
+type VideoSummary struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Decoded       int64                  `protobuf:"varint,1,opt,name=decoded,proto3" json:"decoded,omitempty"`
+	Processed     int64                  `protobuf:"varint,2,opt,name=processed,proto3" json:"processed,omitempty"`
+	Dropped       int64                  `protobuf:"varint,3,opt,name=dropped,proto3" json:"dropped,omitempty"`
+	Written       int64                  `protobuf:"varint,4,opt,name=written,proto3" json:"written,omitempty"`
+	WallNs        int64                  `protobuf:"varint,5,opt,name=wall_ns,json=wallNs,proto3" json:"wall_ns,omitempty"`
+	DecodeNs      int64                  `protobuf:"varint,6,opt,name=decode_ns,json=decodeNs,proto3" json:"decode_ns,omitempty"`
+	WriteNs       int64                  `protobuf:"varint,7,opt,name=write_ns,json=writeNs,proto3" json:"write_ns,omitempty"`
+	Timings       *Timings               `protobuf:"bytes,8,opt,name=timings,proto3" json:"timings,omitempty"`
+	MaxBatch      int32                  `protobuf:"varint,9,opt,name=max_batch,json=maxBatch,proto3" json:"max_batch,omitempty"`
+	Error         string                 `protobuf:"bytes,10,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VideoSummary) Reset() {
+	*x = VideoSummary{}
+	mi := &file_sdk_backend_proto_backend_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VideoSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VideoSummary) ProtoMessage() {}
+
+func (x *VideoSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_sdk_backend_proto_backend_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VideoSummary.ProtoReflect.Descriptor instead.
+func (*VideoSummary) Descriptor() ([]byte, []int) {
+	return file_sdk_backend_proto_backend_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *VideoSummary) GetDecoded() int64 {
+	if x != nil {
+		return x.Decoded
+	}
+	return 0
+}
+
+func (x *VideoSummary) GetProcessed() int64 {
+	if x != nil {
+		return x.Processed
+	}
+	return 0
+}
+
+func (x *VideoSummary) GetDropped() int64 {
+	if x != nil {
+		return x.Dropped
+	}
+	return 0
+}
+
+func (x *VideoSummary) GetWritten() int64 {
+	if x != nil {
+		return x.Written
+	}
+	return 0
+}
+
+func (x *VideoSummary) GetWallNs() int64 {
+	if x != nil {
+		return x.WallNs
+	}
+	return 0
+}
+
+func (x *VideoSummary) GetDecodeNs() int64 {
+	if x != nil {
+		return x.DecodeNs
+	}
+	return 0
+}
+
+func (x *VideoSummary) GetWriteNs() int64 {
+	if x != nil {
+		return x.WriteNs
+	}
+	return 0
+}
+
+func (x *VideoSummary) GetTimings() *Timings {
+	if x != nil {
+		return x.Timings
+	}
+	return nil
+}
+
+func (x *VideoSummary) GetMaxBatch() int32 {
+	if x != nil {
+		return x.MaxBatch
+	}
+	return 0
+}
+
+func (x *VideoSummary) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+type VideoEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Event:
+	//
+	//	*VideoEvent_Info
+	//	*VideoEvent_Frame
+	//	*VideoEvent_Progress
+	//	*VideoEvent_Summary
+	Event         isVideoEvent_Event `protobuf_oneof:"event"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VideoEvent) Reset() {
+	*x = VideoEvent{}
+	mi := &file_sdk_backend_proto_backend_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VideoEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VideoEvent) ProtoMessage() {}
+
+func (x *VideoEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_sdk_backend_proto_backend_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VideoEvent.ProtoReflect.Descriptor instead.
+func (*VideoEvent) Descriptor() ([]byte, []int) {
+	return file_sdk_backend_proto_backend_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *VideoEvent) GetEvent() isVideoEvent_Event {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+func (x *VideoEvent) GetInfo() *VideoInfo {
+	if x != nil {
+		if x, ok := x.Event.(*VideoEvent_Info); ok {
+			return x.Info
+		}
+	}
+	return nil
+}
+
+func (x *VideoEvent) GetFrame() *FrameResult {
+	if x != nil {
+		if x, ok := x.Event.(*VideoEvent_Frame); ok {
+			return x.Frame
+		}
+	}
+	return nil
+}
+
+func (x *VideoEvent) GetProgress() *VideoProgress {
+	if x != nil {
+		if x, ok := x.Event.(*VideoEvent_Progress); ok {
+			return x.Progress
+		}
+	}
+	return nil
+}
+
+func (x *VideoEvent) GetSummary() *VideoSummary {
+	if x != nil {
+		if x, ok := x.Event.(*VideoEvent_Summary); ok {
+			return x.Summary
+		}
+	}
+	return nil
+}
+
+type isVideoEvent_Event interface {
+	isVideoEvent_Event()
+}
+
+type VideoEvent_Info struct {
+	Info *VideoInfo `protobuf:"bytes,1,opt,name=info,proto3,oneof"`
+}
+
+type VideoEvent_Frame struct {
+	Frame *FrameResult `protobuf:"bytes,2,opt,name=frame,proto3,oneof"`
+}
+
+type VideoEvent_Progress struct {
+	Progress *VideoProgress `protobuf:"bytes,3,opt,name=progress,proto3,oneof"`
+}
+
+type VideoEvent_Summary struct {
+	Summary *VideoSummary `protobuf:"bytes,4,opt,name=summary,proto3,oneof"`
+}
+
+func (*VideoEvent_Info) isVideoEvent_Event() {}
+
+func (*VideoEvent_Frame) isVideoEvent_Event() {}
+
+func (*VideoEvent_Progress) isVideoEvent_Event() {}
+
+func (*VideoEvent_Summary) isVideoEvent_Event() {}
 
 var File_sdk_backend_proto_backend_proto protoreflect.FileDescriptor
 
@@ -1270,16 +1879,75 @@ const file_sdk_backend_proto_backend_proto_rawDesc = "" +
 	"\x06images\x18\x04 \x01(\x04R\x06images\x12\x18\n" +
 	"\abatches\x18\x05 \x01(\x04R\abatches\x12\x16\n" +
 	"\x06errors\x18\x06 \x01(\x04R\x06errors\x12\x17\n" +
-	"\abusy_ns\x18\a \x01(\x03R\x06busyNs\"F\n" +
+	"\abusy_ns\x18\a \x01(\x03R\x06busyNs\"^\n" +
 	"\rStatsResponse\x125\n" +
-	"\x06models\x18\x01 \x03(\v2\x1d.azaion.backend.v1.ModelStatsR\x06models2\xd4\x03\n" +
+	"\x06models\x18\x01 \x03(\v2\x1d.azaion.backend.v1.ModelStatsR\x06models\x12\x16\n" +
+	"\x06videos\x18\x02 \x01(\x05R\x06videos\"\xed\x02\n" +
+	"\x12DetectVideoRequest\x12\x16\n" +
+	"\x06handle\x18\x01 \x01(\tR\x06handle\x12\x16\n" +
+	"\x06source\x18\x02 \x01(\tR\x06source\x12\x14\n" +
+	"\x05every\x18\x03 \x01(\x05R\x05every\x127\n" +
+	"\x06params\x18\x04 \x01(\v2\x1f.azaion.backend.v1.DetectParamsR\x06params\x12\x19\n" +
+	"\bstart_ns\x18\x05 \x01(\x03R\astartNs\x12\x1f\n" +
+	"\vduration_ns\x18\x06 \x01(\x03R\n" +
+	"durationNs\x12\x1d\n" +
+	"\n" +
+	"max_frames\x18\a \x01(\x03R\tmaxFrames\x12\x12\n" +
+	"\x04live\x18\b \x01(\bR\x04live\x12\x1a\n" +
+	"\bannotate\x18\t \x01(\tR\bannotate\x12%\n" +
+	"\x0eannotate_codec\x18\n" +
+	" \x01(\tR\rannotateCodec\x12&\n" +
+	"\x0fmax_duration_ns\x18\v \x01(\x03R\rmaxDurationNs\"\x93\x02\n" +
+	"\tVideoInfo\x12\x14\n" +
+	"\x05width\x18\x01 \x01(\x05R\x05width\x12\x16\n" +
+	"\x06height\x18\x02 \x01(\x05R\x06height\x12\x10\n" +
+	"\x03fps\x18\x03 \x01(\x01R\x03fps\x12\x16\n" +
+	"\x06frames\x18\x04 \x01(\x03R\x06frames\x12\x1f\n" +
+	"\vduration_ns\x18\x05 \x01(\x03R\n" +
+	"durationNs\x12\x14\n" +
+	"\x05codec\x18\x06 \x01(\tR\x05codec\x12\x1c\n" +
+	"\tcontainer\x18\a \x01(\tR\tcontainer\x12\x1f\n" +
+	"\vfirst_frame\x18\b \x01(\x03R\n" +
+	"firstFrame\x12\x1b\n" +
+	"\tto_decode\x18\t \x01(\x03R\btoDecode\x12\x1b\n" +
+	"\tmax_batch\x18\n" +
+	" \x01(\x05R\bmaxBatch\"\x8b\x01\n" +
+	"\vFrameResult\x12\x14\n" +
+	"\x05frame\x18\x01 \x01(\x03R\x05frame\x12\x15\n" +
+	"\x06pts_ns\x18\x02 \x01(\x03R\x05ptsNs\x12\x17\n" +
+	"\aunix_ns\x18\x03 \x01(\x03R\x06unixNs\x126\n" +
+	"\x06result\x18\x04 \x01(\v2\x1e.azaion.backend.v1.ImageResultR\x06result\"a\n" +
+	"\rVideoProgress\x12\x18\n" +
+	"\adecoded\x18\x01 \x01(\x03R\adecoded\x12\x1c\n" +
+	"\tprocessed\x18\x02 \x01(\x03R\tprocessed\x12\x18\n" +
+	"\adropped\x18\x03 \x01(\x03R\adropped\"\xb4\x02\n" +
+	"\fVideoSummary\x12\x18\n" +
+	"\adecoded\x18\x01 \x01(\x03R\adecoded\x12\x1c\n" +
+	"\tprocessed\x18\x02 \x01(\x03R\tprocessed\x12\x18\n" +
+	"\adropped\x18\x03 \x01(\x03R\adropped\x12\x18\n" +
+	"\awritten\x18\x04 \x01(\x03R\awritten\x12\x17\n" +
+	"\awall_ns\x18\x05 \x01(\x03R\x06wallNs\x12\x1b\n" +
+	"\tdecode_ns\x18\x06 \x01(\x03R\bdecodeNs\x12\x19\n" +
+	"\bwrite_ns\x18\a \x01(\x03R\awriteNs\x124\n" +
+	"\atimings\x18\b \x01(\v2\x1a.azaion.backend.v1.TimingsR\atimings\x12\x1b\n" +
+	"\tmax_batch\x18\t \x01(\x05R\bmaxBatch\x12\x14\n" +
+	"\x05error\x18\n" +
+	" \x01(\tR\x05error\"\xfe\x01\n" +
+	"\n" +
+	"VideoEvent\x122\n" +
+	"\x04info\x18\x01 \x01(\v2\x1c.azaion.backend.v1.VideoInfoH\x00R\x04info\x126\n" +
+	"\x05frame\x18\x02 \x01(\v2\x1e.azaion.backend.v1.FrameResultH\x00R\x05frame\x12>\n" +
+	"\bprogress\x18\x03 \x01(\v2 .azaion.backend.v1.VideoProgressH\x00R\bprogress\x12;\n" +
+	"\asummary\x18\x04 \x01(\v2\x1f.azaion.backend.v1.VideoSummaryH\x00R\asummaryB\a\n" +
+	"\x05event2\xab\x04\n" +
 	"\aBackend\x12G\n" +
 	"\x04Info\x12\x1e.azaion.backend.v1.InfoRequest\x1a\x1f.azaion.backend.v1.InfoResponse\x12G\n" +
 	"\x04Load\x12\x1c.azaion.backend.v1.LoadChunk\x1a\x1f.azaion.backend.v1.LoadResponse(\x01\x12M\n" +
 	"\x06Detect\x12 .azaion.backend.v1.DetectRequest\x1a!.azaion.backend.v1.DetectResponse\x12M\n" +
 	"\x06Unload\x12 .azaion.backend.v1.UnloadRequest\x1a!.azaion.backend.v1.UnloadResponse\x12M\n" +
 	"\x06Health\x12 .azaion.backend.v1.HealthRequest\x1a!.azaion.backend.v1.HealthResponse\x12J\n" +
-	"\x05Stats\x12\x1f.azaion.backend.v1.StatsRequest\x1a .azaion.backend.v1.StatsResponseB4Z2github.com/azaion/edge/sdk/backend/proto;backendpbb\x06proto3"
+	"\x05Stats\x12\x1f.azaion.backend.v1.StatsRequest\x1a .azaion.backend.v1.StatsResponse\x12U\n" +
+	"\vDetectVideo\x12%.azaion.backend.v1.DetectVideoRequest\x1a\x1d.azaion.backend.v1.VideoEvent0\x01B4Z2github.com/azaion/edge/sdk/backend/proto;backendpbb\x06proto3"
 
 var (
 	file_sdk_backend_proto_backend_proto_rawDescOnce sync.Once
@@ -1293,27 +1961,33 @@ func file_sdk_backend_proto_backend_proto_rawDescGZIP() []byte {
 	return file_sdk_backend_proto_backend_proto_rawDescData
 }
 
-var file_sdk_backend_proto_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_sdk_backend_proto_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_sdk_backend_proto_backend_proto_goTypes = []any{
-	(*InfoRequest)(nil),    // 0: azaion.backend.v1.InfoRequest
-	(*Device)(nil),         // 1: azaion.backend.v1.Device
-	(*InfoResponse)(nil),   // 2: azaion.backend.v1.InfoResponse
-	(*LoadChunk)(nil),      // 3: azaion.backend.v1.LoadChunk
-	(*LoadResponse)(nil),   // 4: azaion.backend.v1.LoadResponse
-	(*DetectParams)(nil),   // 5: azaion.backend.v1.DetectParams
-	(*DetectRequest)(nil),  // 6: azaion.backend.v1.DetectRequest
-	(*Detection)(nil),      // 7: azaion.backend.v1.Detection
-	(*Timings)(nil),        // 8: azaion.backend.v1.Timings
-	(*ImageError)(nil),     // 9: azaion.backend.v1.ImageError
-	(*ImageResult)(nil),    // 10: azaion.backend.v1.ImageResult
-	(*DetectResponse)(nil), // 11: azaion.backend.v1.DetectResponse
-	(*UnloadRequest)(nil),  // 12: azaion.backend.v1.UnloadRequest
-	(*UnloadResponse)(nil), // 13: azaion.backend.v1.UnloadResponse
-	(*HealthRequest)(nil),  // 14: azaion.backend.v1.HealthRequest
-	(*HealthResponse)(nil), // 15: azaion.backend.v1.HealthResponse
-	(*StatsRequest)(nil),   // 16: azaion.backend.v1.StatsRequest
-	(*ModelStats)(nil),     // 17: azaion.backend.v1.ModelStats
-	(*StatsResponse)(nil),  // 18: azaion.backend.v1.StatsResponse
+	(*InfoRequest)(nil),        // 0: azaion.backend.v1.InfoRequest
+	(*Device)(nil),             // 1: azaion.backend.v1.Device
+	(*InfoResponse)(nil),       // 2: azaion.backend.v1.InfoResponse
+	(*LoadChunk)(nil),          // 3: azaion.backend.v1.LoadChunk
+	(*LoadResponse)(nil),       // 4: azaion.backend.v1.LoadResponse
+	(*DetectParams)(nil),       // 5: azaion.backend.v1.DetectParams
+	(*DetectRequest)(nil),      // 6: azaion.backend.v1.DetectRequest
+	(*Detection)(nil),          // 7: azaion.backend.v1.Detection
+	(*Timings)(nil),            // 8: azaion.backend.v1.Timings
+	(*ImageError)(nil),         // 9: azaion.backend.v1.ImageError
+	(*ImageResult)(nil),        // 10: azaion.backend.v1.ImageResult
+	(*DetectResponse)(nil),     // 11: azaion.backend.v1.DetectResponse
+	(*UnloadRequest)(nil),      // 12: azaion.backend.v1.UnloadRequest
+	(*UnloadResponse)(nil),     // 13: azaion.backend.v1.UnloadResponse
+	(*HealthRequest)(nil),      // 14: azaion.backend.v1.HealthRequest
+	(*HealthResponse)(nil),     // 15: azaion.backend.v1.HealthResponse
+	(*StatsRequest)(nil),       // 16: azaion.backend.v1.StatsRequest
+	(*ModelStats)(nil),         // 17: azaion.backend.v1.ModelStats
+	(*StatsResponse)(nil),      // 18: azaion.backend.v1.StatsResponse
+	(*DetectVideoRequest)(nil), // 19: azaion.backend.v1.DetectVideoRequest
+	(*VideoInfo)(nil),          // 20: azaion.backend.v1.VideoInfo
+	(*FrameResult)(nil),        // 21: azaion.backend.v1.FrameResult
+	(*VideoProgress)(nil),      // 22: azaion.backend.v1.VideoProgress
+	(*VideoSummary)(nil),       // 23: azaion.backend.v1.VideoSummary
+	(*VideoEvent)(nil),         // 24: azaion.backend.v1.VideoEvent
 }
 var file_sdk_backend_proto_backend_proto_depIdxs = []int32{
 	1,  // 0: azaion.backend.v1.InfoResponse.devices:type_name -> azaion.backend.v1.Device
@@ -1323,23 +1997,32 @@ var file_sdk_backend_proto_backend_proto_depIdxs = []int32{
 	9,  // 4: azaion.backend.v1.ImageResult.error:type_name -> azaion.backend.v1.ImageError
 	10, // 5: azaion.backend.v1.DetectResponse.results:type_name -> azaion.backend.v1.ImageResult
 	17, // 6: azaion.backend.v1.StatsResponse.models:type_name -> azaion.backend.v1.ModelStats
-	0,  // 7: azaion.backend.v1.Backend.Info:input_type -> azaion.backend.v1.InfoRequest
-	3,  // 8: azaion.backend.v1.Backend.Load:input_type -> azaion.backend.v1.LoadChunk
-	6,  // 9: azaion.backend.v1.Backend.Detect:input_type -> azaion.backend.v1.DetectRequest
-	12, // 10: azaion.backend.v1.Backend.Unload:input_type -> azaion.backend.v1.UnloadRequest
-	14, // 11: azaion.backend.v1.Backend.Health:input_type -> azaion.backend.v1.HealthRequest
-	16, // 12: azaion.backend.v1.Backend.Stats:input_type -> azaion.backend.v1.StatsRequest
-	2,  // 13: azaion.backend.v1.Backend.Info:output_type -> azaion.backend.v1.InfoResponse
-	4,  // 14: azaion.backend.v1.Backend.Load:output_type -> azaion.backend.v1.LoadResponse
-	11, // 15: azaion.backend.v1.Backend.Detect:output_type -> azaion.backend.v1.DetectResponse
-	13, // 16: azaion.backend.v1.Backend.Unload:output_type -> azaion.backend.v1.UnloadResponse
-	15, // 17: azaion.backend.v1.Backend.Health:output_type -> azaion.backend.v1.HealthResponse
-	18, // 18: azaion.backend.v1.Backend.Stats:output_type -> azaion.backend.v1.StatsResponse
-	13, // [13:19] is the sub-list for method output_type
-	7,  // [7:13] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	5,  // 7: azaion.backend.v1.DetectVideoRequest.params:type_name -> azaion.backend.v1.DetectParams
+	10, // 8: azaion.backend.v1.FrameResult.result:type_name -> azaion.backend.v1.ImageResult
+	8,  // 9: azaion.backend.v1.VideoSummary.timings:type_name -> azaion.backend.v1.Timings
+	20, // 10: azaion.backend.v1.VideoEvent.info:type_name -> azaion.backend.v1.VideoInfo
+	21, // 11: azaion.backend.v1.VideoEvent.frame:type_name -> azaion.backend.v1.FrameResult
+	22, // 12: azaion.backend.v1.VideoEvent.progress:type_name -> azaion.backend.v1.VideoProgress
+	23, // 13: azaion.backend.v1.VideoEvent.summary:type_name -> azaion.backend.v1.VideoSummary
+	0,  // 14: azaion.backend.v1.Backend.Info:input_type -> azaion.backend.v1.InfoRequest
+	3,  // 15: azaion.backend.v1.Backend.Load:input_type -> azaion.backend.v1.LoadChunk
+	6,  // 16: azaion.backend.v1.Backend.Detect:input_type -> azaion.backend.v1.DetectRequest
+	12, // 17: azaion.backend.v1.Backend.Unload:input_type -> azaion.backend.v1.UnloadRequest
+	14, // 18: azaion.backend.v1.Backend.Health:input_type -> azaion.backend.v1.HealthRequest
+	16, // 19: azaion.backend.v1.Backend.Stats:input_type -> azaion.backend.v1.StatsRequest
+	19, // 20: azaion.backend.v1.Backend.DetectVideo:input_type -> azaion.backend.v1.DetectVideoRequest
+	2,  // 21: azaion.backend.v1.Backend.Info:output_type -> azaion.backend.v1.InfoResponse
+	4,  // 22: azaion.backend.v1.Backend.Load:output_type -> azaion.backend.v1.LoadResponse
+	11, // 23: azaion.backend.v1.Backend.Detect:output_type -> azaion.backend.v1.DetectResponse
+	13, // 24: azaion.backend.v1.Backend.Unload:output_type -> azaion.backend.v1.UnloadResponse
+	15, // 25: azaion.backend.v1.Backend.Health:output_type -> azaion.backend.v1.HealthResponse
+	18, // 26: azaion.backend.v1.Backend.Stats:output_type -> azaion.backend.v1.StatsResponse
+	24, // 27: azaion.backend.v1.Backend.DetectVideo:output_type -> azaion.backend.v1.VideoEvent
+	21, // [21:28] is the sub-list for method output_type
+	14, // [14:21] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_sdk_backend_proto_backend_proto_init() }
@@ -1347,13 +2030,19 @@ func file_sdk_backend_proto_backend_proto_init() {
 	if File_sdk_backend_proto_backend_proto != nil {
 		return
 	}
+	file_sdk_backend_proto_backend_proto_msgTypes[24].OneofWrappers = []any{
+		(*VideoEvent_Info)(nil),
+		(*VideoEvent_Frame)(nil),
+		(*VideoEvent_Progress)(nil),
+		(*VideoEvent_Summary)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sdk_backend_proto_backend_proto_rawDesc), len(file_sdk_backend_proto_backend_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

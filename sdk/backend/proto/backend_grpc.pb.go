@@ -22,12 +22,13 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Backend_Info_FullMethodName   = "/azaion.backend.v1.Backend/Info"
-	Backend_Load_FullMethodName   = "/azaion.backend.v1.Backend/Load"
-	Backend_Detect_FullMethodName = "/azaion.backend.v1.Backend/Detect"
-	Backend_Unload_FullMethodName = "/azaion.backend.v1.Backend/Unload"
-	Backend_Health_FullMethodName = "/azaion.backend.v1.Backend/Health"
-	Backend_Stats_FullMethodName  = "/azaion.backend.v1.Backend/Stats"
+	Backend_Info_FullMethodName        = "/azaion.backend.v1.Backend/Info"
+	Backend_Load_FullMethodName        = "/azaion.backend.v1.Backend/Load"
+	Backend_Detect_FullMethodName      = "/azaion.backend.v1.Backend/Detect"
+	Backend_Unload_FullMethodName      = "/azaion.backend.v1.Backend/Unload"
+	Backend_Health_FullMethodName      = "/azaion.backend.v1.Backend/Health"
+	Backend_Stats_FullMethodName       = "/azaion.backend.v1.Backend/Stats"
+	Backend_DetectVideo_FullMethodName = "/azaion.backend.v1.Backend/DetectVideo"
 )
 
 // BackendClient is the client API for Backend service.
@@ -42,6 +43,11 @@ type BackendClient interface {
 	Unload(ctx context.Context, in *UnloadRequest, opts ...grpc.CallOption) (*UnloadResponse, error)
 	Health(ctx context.Context, in *HealthRequest, opts ...grpc.CallOption) (*HealthResponse, error)
 	Stats(ctx context.Context, in *StatsRequest, opts ...grpc.CallOption) (*StatsResponse, error)
+	// DetectVideo decodes a video file or live stream inside the plugin and
+	// streams a VideoInfo first, then per-frame results (and, for live
+	// streams, periodic progress), then a VideoSummary. Cancelling the call
+	// stops the decoding.
+	DetectVideo(ctx context.Context, in *DetectVideoRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[VideoEvent], error)
 }
 
 type backendClient struct {
@@ -115,6 +121,25 @@ func (c *backendClient) Stats(ctx context.Context, in *StatsRequest, opts ...grp
 	return out, nil
 }
 
+func (c *backendClient) DetectVideo(ctx context.Context, in *DetectVideoRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[VideoEvent], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Backend_ServiceDesc.Streams[1], Backend_DetectVideo_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[DetectVideoRequest, VideoEvent]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Backend_DetectVideoClient = grpc.ServerStreamingClient[VideoEvent]
+
 // BackendServer is the server API for Backend service.
 // All implementations must embed UnimplementedBackendServer
 // for forward compatibility.
@@ -127,6 +152,11 @@ type BackendServer interface {
 	Unload(context.Context, *UnloadRequest) (*UnloadResponse, error)
 	Health(context.Context, *HealthRequest) (*HealthResponse, error)
 	Stats(context.Context, *StatsRequest) (*StatsResponse, error)
+	// DetectVideo decodes a video file or live stream inside the plugin and
+	// streams a VideoInfo first, then per-frame results (and, for live
+	// streams, periodic progress), then a VideoSummary. Cancelling the call
+	// stops the decoding.
+	DetectVideo(*DetectVideoRequest, grpc.ServerStreamingServer[VideoEvent]) error
 	mustEmbedUnimplementedBackendServer()
 }
 
@@ -154,6 +184,9 @@ func (UnimplementedBackendServer) Health(context.Context, *HealthRequest) (*Heal
 }
 func (UnimplementedBackendServer) Stats(context.Context, *StatsRequest) (*StatsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Stats not implemented")
+}
+func (UnimplementedBackendServer) DetectVideo(*DetectVideoRequest, grpc.ServerStreamingServer[VideoEvent]) error {
+	return status.Error(codes.Unimplemented, "method DetectVideo not implemented")
 }
 func (UnimplementedBackendServer) mustEmbedUnimplementedBackendServer() {}
 func (UnimplementedBackendServer) testEmbeddedByValue()                 {}
@@ -273,6 +306,17 @@ func _Backend_Stats_Handler(srv interface{}, ctx context.Context, dec func(inter
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Backend_DetectVideo_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(DetectVideoRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(BackendServer).DetectVideo(m, &grpc.GenericServerStream[DetectVideoRequest, VideoEvent]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Backend_DetectVideoServer = grpc.ServerStreamingServer[VideoEvent]
+
 // Backend_ServiceDesc is the grpc.ServiceDesc for Backend service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -306,6 +350,11 @@ var Backend_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "Load",
 			Handler:       _Backend_Load_Handler,
 			ClientStreams: true,
+		},
+		{
+			StreamName:    "DetectVideo",
+			Handler:       _Backend_DetectVideo_Handler,
+			ServerStreams: true,
 		},
 	},
 	Metadata: "sdk/backend/proto/backend.proto",

@@ -164,3 +164,36 @@ func FromAPI(ds []api.Detection) []yolo.Detection {
 	}
 	return out
 }
+
+// ComparePair compares two detection lists of the same image made along
+// different paths (a video frame and the same frame extracted as an image):
+// every detection of either list scoring at least MinScore+ScoreTol must
+// have a counterpart in the other of the same class, a score within
+// ScoreTol and a box IoU of at least MinIoU. Detections near the threshold
+// need no counterpart, since the other path may score them just under it.
+func ComparePair(got, want []yolo.Detection) error {
+	var problems []string
+	check := func(what string, a, b []yolo.Detection) {
+		for _, d := range a {
+			if d.Score < MinScore+ScoreTol {
+				continue
+			}
+			found := false
+			for _, e := range b {
+				if e.ClassID == d.ClassID && math.Abs(float64(e.Score-d.Score)) <= ScoreTol && yolo.IoU(e.Box, d.Box) >= MinIoU {
+					found = true
+					break
+				}
+			}
+			if !found {
+				problems = append(problems, fmt.Sprintf("%s class %d %.3f [%.1f %.1f %.1f %.1f] has no counterpart", what, d.ClassID, d.Score, d.Box.X1, d.Box.Y1, d.Box.X2, d.Box.Y2))
+			}
+		}
+	}
+	check("got", got, want)
+	check("want", want, got)
+	if len(problems) > 0 {
+		return fmt.Errorf("detections differ:\n  %s\ngot:\n%swant:\n%s", strings.Join(problems, "\n  "), Format(got), Format(want))
+	}
+	return nil
+}
