@@ -30,7 +30,7 @@ var (
 	// errVideoBusy: video.max_jobs videos are being processed.
 	errVideoBusy = errors.New("too many videos")
 	// errNotInMedia: a path request naming a file outside the media folder.
-	errNotInMedia = errors.New("not in the media folder")
+	errNotInMedia = errors.New("path refused")
 	// errNoSuchVideo: a path request naming no file of the media folder.
 	errNoSuchVideo = errors.New("no such video")
 )
