@@ -137,7 +137,9 @@ func printVideoSummary(w io.Writer, file string, h *api.VideoHeader, s *api.Vide
 		for n := range labels {
 			names = append(names, n)
 		}
-		sort.Slice(names, func(i, j int) bool { return labels[names[i]] > labels[names[j]] || labels[names[i]] == labels[names[j]] && names[i] < names[j] })
+		sort.Slice(names, func(i, j int) bool {
+			return labels[names[i]] > labels[names[j]] || labels[names[i]] == labels[names[j]] && names[i] < names[j]
+		})
 		parts := make([]string, len(names))
 		for i, n := range names {
 			parts[i] = fmt.Sprintf("%s %d", n, labels[n])

@@ -34,7 +34,7 @@ func TestIsVideo(t *testing.T) {
 		return p
 	}
 	for path, want := range map[string]bool{
-		write("a.MP4", nil):                                          true,
+		write("a.MP4", nil): true,
 		write("clip.bin", []byte("\x00\x00\x00\x20ftypisom\x00\x00")): true,
 		write("bus.jpg", []byte("\xff\xd8\xff\xe0")):                  false,
 		write("notes", []byte("hello")):                               false,

@@ -445,4 +445,3 @@ func (j *videoJob) finish(err error) {
 		Summary api.VideoSummary `json:"summary"`
 	}{out})
 }
-
