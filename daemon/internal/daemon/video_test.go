@@ -66,6 +66,7 @@ func TestVideo(t *testing.T) {
 		c.Video.MaxJobs = 1
 		c.Video.MaxFrames = 150
 		c.Video.OutputTTL = 2 * time.Second
+		c.Video.MaxUploadBytes = 4 << 20
 	})
 	hd := videotest.Make(t, videotest.Clip{Width: 1920, Height: 1080, Frames: 120})
 	small := videotest.Make(t, videotest.Clip{})
@@ -217,6 +218,7 @@ func TestVideo(t *testing.T) {
 			{"jpeg", "/v1/detect/video", busJPEG(t), 415, "image/jpeg"},
 			{"codec", "/v1/detect/video", retagged, 422, "zzzz"},
 			{"empty", "/v1/detect/video", nil, 400, "empty body"},
+			{"too big", "/v1/detect/video", append(retagged, make([]byte, 5<<20)...), 413, "upload limit"},
 			{"too long", "/v1/detect/video", long, 422, "over the limit of 150"},
 			{"bad every", "/v1/detect/video?every=0", long, 400, "every"},
 			{"outside media", "/v1/detect/video?path=../../../etc/passwd", nil, 403, "outside the media folder"},
