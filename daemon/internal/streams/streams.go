@@ -97,6 +97,13 @@ func (m *Manager) Run(ctx context.Context) {
 	m.mu.Unlock()
 	<-ctx.Done()
 	m.wg.Wait()
+	// End the event streams, so that the HTTP server drains at once.
+	m.mu.Lock()
+	for _, s := range m.sessions {
+		s.setState(api.StreamStopped, "")
+		s.closeWatchers()
+	}
+	m.mu.Unlock()
 }
 
 // start runs a session's loop (m.mu held, m.ctx set).
