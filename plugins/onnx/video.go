@@ -102,8 +102,25 @@ func (p *pendingFrame) Wait(ctx context.Context) (backend.ImageResult, error) {
 		}
 		return backend.ImageResult{}, fmt.Errorf("onnx: frame was never queued")
 	}
-	if err := p.m.wait(ctx, p.r); err != nil {
-		return backend.ImageResult{}, err
+	// Unlike Detect, a cancelled video does not wait for a batch that has
+	// taken its frame: the runner returns the frame's tensor to the pool
+	// when the batch is done. A frame still queued is withdrawn.
+	select {
+	case <-p.r.done:
+	case <-ctx.Done():
+		if p.r.state.CompareAndSwap(stateQueued, stateCancelled) {
+			p.m.pool.put(p.r.tensor)
+		}
+		return backend.ImageResult{}, ctx.Err()
+	case <-p.m.done:
+		if p.r.state.CompareAndSwap(stateQueued, stateCancelled) {
+			p.m.pool.put(p.r.tensor)
+			return backend.ImageResult{}, fmt.Errorf("onnx: model %s: %w: %w", p.m.handle, errUnloaded, backend.ErrUnknownHandle)
+		}
+		<-p.r.done
+	}
+	if p.r.err != nil {
+		return backend.ImageResult{}, p.r.err
 	}
 	return *p.r.res, nil
 }
