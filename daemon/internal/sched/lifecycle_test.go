@@ -78,6 +78,29 @@ func (b *serialBackend) Unload(_ context.Context, h string) error {
 	delete(b.loaded, h)
 	return nil
 }
+// DetectVideo sends a frame every few milliseconds until ctx ends or its
+// model is unloaded.
+func (b *serialBackend) DetectVideo(ctx context.Context, h string, _ backend.VideoRequest, emit func(backend.VideoEvent) error) error {
+	if err := emit(backend.VideoEvent{Info: &backend.VideoInfo{Width: 2, Height: 2}}); err != nil {
+		return err
+	}
+	for i := int64(0); ; i++ {
+		b.mu.Lock()
+		_, ok := b.loaded[h]
+		b.mu.Unlock()
+		if !ok {
+			return fmt.Errorf("video: %w", backend.ErrUnknownHandle)
+		}
+		if err := emit(backend.VideoEvent{Frame: &backend.FrameResult{Frame: i}}); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
 func (b *serialBackend) Health(context.Context) error                  { return nil }
 func (b *serialBackend) Stats(context.Context) (*backend.Stats, error) { return &backend.Stats{}, nil }
 
@@ -336,5 +359,81 @@ func TestReload(t *testing.T) {
 	}
 	if st := states(s)["m1"]; st != StateReady {
 		t.Fatalf("model m1 is %s after its caller went away: the load must go on", st)
+	}
+}
+
+// TestVideoHoldsModel: a video loads its model on demand and keeps it in
+// use while it runs (not unloaded as idle, not unloaded to make room), and
+// it does not hold up the model's replacement, which ends it with
+// ErrUnavailable.
+func TestVideoHoldsModel(t *testing.T) {
+	b := newSerial(time.Millisecond, 10*time.Millisecond)
+	s := New(serialBackends{b}, Options{Limits: map[string]Limits{"fake": {MaxModels: 1}}, KeepAlive: 200 * time.Millisecond, Log: quiet()})
+	ctx := context.Background()
+	for _, n := range []string{"a", "b"} {
+		if err := s.Add(src(n, "ok")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
+	go s.Run(runCtx)
+	vctx, stopVideo := context.WithCancel(ctx)
+	frames := make(chan int64, 1000)
+	done := make(chan error, 1)
+	go func() {
+		done <- s.DetectVideo(vctx, "a", backend.VideoRequest{}, func(_ ModelInfo, ev backend.VideoEvent) error {
+			if ev.Frame != nil {
+				frames <- ev.Frame.Frame
+			}
+			return nil
+		})
+	}()
+	select {
+	case <-frames:
+	case err := <-done:
+		t.Fatalf("video ended: %v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("no frames")
+	}
+	time.Sleep(600 * time.Millisecond) // three keep-alives
+	if st := states(s); st["a"] != StateReady {
+		t.Fatalf("model a under a video is %s after the keep-alive", st["a"])
+	}
+	if _, err := s.Detect(ctx, "b", [][]byte{{1}}, backend.DetectParams{}); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("detect b with a in use by a video and room for one model: %v, want ErrUnavailable", err)
+	}
+	stopVideo()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled video: %v", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for states(s)["a"] != StateUnloaded && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st := states(s); st["a"] != StateUnloaded {
+		t.Fatalf("model a after its video ended and the keep-alive passed: %v", st)
+	}
+
+	// A replacement goes through under a running video and ends it.
+	go func() {
+		done <- s.DetectVideo(ctx, "b", backend.VideoRequest{}, func(ModelInfo, backend.VideoEvent) error { return nil })
+	}()
+	deadline = time.Now().Add(5 * time.Second)
+	for states(s)["b"] != StateReady && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	replaced := make(chan error, 1)
+	go func() { replaced <- s.Add(src("b", "v2")) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("video under a replaced model: %v, want ErrUnavailable", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the replacement waited for the video")
+	}
+	if err := <-replaced; err != nil {
+		t.Fatal(err)
 	}
 }

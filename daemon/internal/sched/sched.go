@@ -422,16 +422,39 @@ func (s *Scheduler) Detect(ctx context.Context, name string, images [][]byte, p 
 
 // DetectVideo runs a model on a video file or live stream (see
 // backend.Backend.DetectVideo), calling emit with the model's snapshot and
-// each event. A video takes no place in the model's request queue (the
-// caller bounds videos) and does not hold the model against unloading: a
-// model unloaded or reloaded under a video ends it with ErrUnavailable, as
-// does a backend that fails; a source the backend cannot use is
-// ErrBadSource.
+// each event. It is admitted like a request and loads the model when it is
+// not loaded; while it runs it holds one place in the model's queue, so the
+// model counts as in use (never unloaded as idle or to make room). It does
+// not hold the model against replacement or removal: a model unloaded or
+// reloaded under a video ends it with ErrUnavailable, as does a backend
+// that fails; a source the backend cannot use is ErrBadSource.
 func (s *Scheduler) DetectVideo(ctx context.Context, name string, req backend.VideoRequest, emit func(ModelInfo, backend.VideoEvent) error) error {
-	e, err := s.lookup(name)
-	if err != nil {
-		return err
+	var e *entry
+	for attempt := 0; ; attempt++ {
+		var err error
+		if e, err = s.lookup(name); err != nil {
+			return err
+		}
+		if err := s.admit(e); err != nil {
+			return err
+		}
+		e.touch()
+		err = s.ensureLoaded(ctx, e, false)
+		if err == nil {
+			break
+		}
+		<-e.sem
+		e.mu.Lock()
+		retired := e.retired
+		e.mu.Unlock()
+		if !retired || attempt == 2 { // a replaced entry: look the name up again
+			return err
+		}
 	}
+	defer func() {
+		e.touch()
+		<-e.sem
+	}()
 	e.mu.Lock()
 	handle, state, lerr := e.handle, e.state, e.err
 	e.mu.Unlock()
