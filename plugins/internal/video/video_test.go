@@ -135,3 +135,31 @@ func absDur(d time.Duration) time.Duration {
 	}
 	return d
 }
+
+// TestWriterCodecs: both annotated video codecs of Debian's OpenCV write an
+// MP4 that decodes with the frames written.
+func TestWriterCodecs(t *testing.T) {
+	for codec, want := range map[string]string{"mp4v": "mpeg4", "avc1": "h264"} {
+		out := filepath.Join(t.TempDir(), codec+".mp4")
+		w, err := NewWriter(out, codec, 25, 320, 240, []string{"x"})
+		if err != nil {
+			t.Fatalf("%s: %v", codec, err)
+		}
+		frame := gocv.NewMatWithSizeFromScalar(gocv.NewScalar(90, 90, 90, 0), 240, 320, gocv.MatTypeCV8UC3)
+		for range 10 {
+			if err := w.Write(&frame, []yolo.Detection{{Box: yolo.Box{X1: 10, Y1: 10, X2: 100, Y2: 100}, Score: 0.5}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		frame.Close()
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if st := videotest.Probe(t, out); st.Codec != want || st.Frames != 10 || st.Width != 320 {
+			t.Errorf("%s: %+v, want 10 frames of %s", codec, st, want)
+		}
+	}
+	if _, err := NewWriter(filepath.Join(t.TempDir(), "x.mp4"), "zzzz", 25, 320, 240, nil); err == nil {
+		t.Error("a writer for an unknown codec opened")
+	}
+}
