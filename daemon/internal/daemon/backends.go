@@ -99,6 +99,20 @@ func (t tracked) Detect(ctx context.Context, handle string, images [][]byte, p b
 	return t.Backend.Detect(ctx, handle, images, p)
 }
 
+// DetectVideo implements backend.Backend. A video is one long call: each
+// event counts as progress, and the time the client takes to consume an
+// event does not count against the plugin.
+func (t tracked) DetectVideo(ctx context.Context, handle string, req backend.VideoRequest, emit func(backend.VideoEvent) error) error {
+	done := t.begin()
+	defer func() { done() }()
+	return t.Backend.DetectVideo(ctx, handle, req, func(ev backend.VideoEvent) error {
+		done()
+		err := emit(ev)
+		done = t.begin()
+		return err
+	})
+}
+
 func (s *backendSet) add(p *pluginmgr.Plugin[backend.Backend]) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
