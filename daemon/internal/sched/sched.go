@@ -355,27 +355,9 @@ type Result struct {
 // waits up to LoadTimeout.
 func (s *Scheduler) Detect(ctx context.Context, name string, images [][]byte, p backend.DetectParams) (*Result, error) {
 	start := time.Now()
-	var e *entry
-	for attempt := 0; ; attempt++ {
-		var err error
-		if e, err = s.lookup(name); err != nil {
-			return nil, err
-		}
-		if err := s.admit(e); err != nil {
-			return nil, err
-		}
-		e.touch()
-		err = s.ensureLoaded(ctx, e, false)
-		if err == nil {
-			break
-		}
-		<-e.sem
-		e.mu.Lock()
-		retired := e.retired
-		e.mu.Unlock()
-		if !retired || attempt == 2 { // a replaced entry: look the name up again
-			return nil, err
-		}
+	e, err := s.acquire(ctx, name)
+	if err != nil {
+		return nil, err
 	}
 	defer func() { <-e.sem }()
 	e.mu.Lock()
@@ -420,6 +402,33 @@ func (s *Scheduler) Detect(ctx context.Context, name string, images [][]byte, p 
 	return &Result{Model: e.info(), Images: res, Queue: queued, Backend: time.Since(call)}, nil
 }
 
+// acquire looks a model up, admits a call to it (a place in its queue,
+// which the caller gives back with <-e.sem) and loads it when it is not
+// loaded; a model replaced meanwhile is looked up again.
+func (s *Scheduler) acquire(ctx context.Context, name string) (*entry, error) {
+	for attempt := 0; ; attempt++ {
+		e, err := s.lookup(name)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.admit(e); err != nil {
+			return nil, err
+		}
+		e.touch()
+		err = s.ensureLoaded(ctx, e, false)
+		if err == nil {
+			return e, nil
+		}
+		<-e.sem
+		e.mu.Lock()
+		retired := e.retired
+		e.mu.Unlock()
+		if !retired || attempt == 2 { // a replaced entry: look the name up again
+			return nil, err
+		}
+	}
+}
+
 // DetectVideo runs a model on a video file or live stream (see
 // backend.Backend.DetectVideo), calling emit with the model's snapshot and
 // each event. It is admitted like a request and loads the model when it is
@@ -429,27 +438,9 @@ func (s *Scheduler) Detect(ctx context.Context, name string, images [][]byte, p 
 // reloaded under a video ends it with ErrUnavailable, as does a backend
 // that fails; a source the backend cannot use is ErrBadSource.
 func (s *Scheduler) DetectVideo(ctx context.Context, name string, req backend.VideoRequest, emit func(ModelInfo, backend.VideoEvent) error) error {
-	var e *entry
-	for attempt := 0; ; attempt++ {
-		var err error
-		if e, err = s.lookup(name); err != nil {
-			return err
-		}
-		if err := s.admit(e); err != nil {
-			return err
-		}
-		e.touch()
-		err = s.ensureLoaded(ctx, e, false)
-		if err == nil {
-			break
-		}
-		<-e.sem
-		e.mu.Lock()
-		retired := e.retired
-		e.mu.Unlock()
-		if !retired || attempt == 2 { // a replaced entry: look the name up again
-			return err
-		}
+	e, err := s.acquire(ctx, name)
+	if err != nil {
+		return err
 	}
 	defer func() {
 		e.touch()
