@@ -266,6 +266,7 @@ func runVideo(t *testing.T, o Options) {
 		v.mu.Lock()
 		defer v.mu.Unlock()
 		last := v.prog[len(v.prog)-1]
+		t.Logf("live stream at %d fps: %+v", fps, last)
 		if last.Dropped == 0 || last.Processed >= last.Decoded {
 			t.Errorf("progress %+v: want frames dropped at %d fps rather than queued", last, fps)
 		}
