@@ -44,8 +44,9 @@ type RTSPServer struct {
 }
 
 // StartRTSP starts a server for clip (an Annex B .h264 file, see
-// Clip.Format) at fps frames per second; with user set, it requires Basic
-// auth with user and pass. It is killed at the end of the test.
+// Clip.Format) made at fps frames per second (the stream's timing comes
+// from the clip); with user set, it requires Basic auth with user and pass.
+// It is killed at the end of the test.
 func StartRTSP(t testing.TB, clip string, fps int, user, pass string) *RTSPServer {
 	t.Helper()
 	if _, err := os.Stat(Python); err != nil {
