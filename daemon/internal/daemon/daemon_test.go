@@ -415,7 +415,7 @@ func TestPluginCrash(t *testing.T) {
 		_, err := h.http.Detect(ctx, bus, api.DetectOptions{})
 		errc <- err
 	}()
-	time.Sleep(300 * time.Millisecond) // the request is in the plugin, inferring
+	time.Sleep(150 * time.Millisecond) // the request is in the plugin, inferring (1280 px, one thread: several hundred ms)
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -498,7 +498,7 @@ func TestTrainerNotABackend(t *testing.T) {
 }
 
 // TestStuckPlugin: a plugin that stops making progress (here: stopped with
-// SIGSTOP in the middle of a detection) is killed and relaunched after the
+// SIGSTOP, then sent a detection) is killed and relaunched after the
 // stuck timeout, long before its health checks would notice; the request
 // fails with 503 and the kill is counted in /metrics.
 func TestStuckPlugin(t *testing.T) {
@@ -512,17 +512,17 @@ func TestStuckPlugin(t *testing.T) {
 		t.Fatal(err)
 	}
 	pid := bs.Backends[0].PID
+	// Stopped before the request arrives, the plugin holds it without answering.
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Kill(pid, syscall.SIGKILL)
 	errc := make(chan error, 1)
 	start := time.Now()
 	go func() {
 		_, err := h.http.Detect(ctx, busJPEG(t), api.DetectOptions{})
 		errc <- err
 	}()
-	time.Sleep(300 * time.Millisecond)
-	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	defer syscall.Kill(pid, syscall.SIGKILL)
 	err = <-errc
 	if !api.IsStatus(err, 503) || time.Since(start) > 10*time.Second {
 		t.Fatalf("request to a stopped plugin: %v after %s, want 503 within the stuck timeout", err, time.Since(start))
