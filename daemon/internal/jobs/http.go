@@ -8,12 +8,9 @@ import (
 	"os"
 	"time"
 
+	"github.com/azaion/edge/daemon/internal/respond"
 	"github.com/azaion/edge/sdk/api"
 )
-
-// heartbeat is how often an idle event stream gets a comment line, so
-// proxies and clients see the connection alive.
-const heartbeat = 15 * time.Second
 
 // Register adds the job routes with handle (localapi.Server.Handle, which
 // answers the errors a route returns): GET/POST /v1/jobs, GET/DELETE
@@ -44,19 +41,13 @@ func (m *Manager) handleLog(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
 func (m *Manager) handleList(w http.ResponseWriter, _ *http.Request) error {
 	list := api.JobList{Jobs: m.List()}
 	if m.opts.Trainer != nil {
 		st := m.opts.Trainer()
 		list.Trainer = &st
 	}
-	writeJSON(w, http.StatusOK, list)
+	respond.JSON(w, http.StatusOK, list)
 	return nil
 }
 
@@ -72,7 +63,7 @@ func (m *Manager) handleCreate(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Set("Location", "/v1/jobs/"+j.ID)
-	writeJSON(w, http.StatusCreated, j)
+	respond.JSON(w, http.StatusCreated, j)
 	return nil
 }
 
@@ -81,7 +72,7 @@ func (m *Manager) handleGet(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, j)
+	respond.JSON(w, http.StatusOK, j)
 	return nil
 }
 
@@ -90,7 +81,7 @@ func (m *Manager) handleCancel(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, j)
+	respond.JSON(w, http.StatusOK, j)
 	return nil
 }
 
@@ -104,23 +95,12 @@ func (m *Manager) handleEvents(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	defer unsub()
-	rc := http.NewResponseController(w)
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	send := func(kind string, v any) bool {
-		b, _ := json.Marshal(v)
-		if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", kind, b); err != nil {
-			return false
-		}
-		return rc.Flush() == nil
-	}
+	events := respond.SSE(w)
+	send := events.Send
 	if !send(api.EventProgress, api.JobEvent{Progress: info.Progress, Stage: info.Stage, Message: info.Message, Metrics: info.Metrics, Time: time.Now().UTC()}) {
 		return nil
 	}
-	tick := time.NewTicker(heartbeat)
+	tick := time.NewTicker(respond.Heartbeat)
 	defer tick.Stop()
 	for {
 		select {
@@ -137,7 +117,7 @@ func (m *Manager) handleEvents(w http.ResponseWriter, r *http.Request) error {
 				return nil
 			}
 		case <-tick.C:
-			if _, err := io.WriteString(w, ": keep-alive\n\n"); err != nil || rc.Flush() != nil {
+			if !events.KeepAlive() {
 				return nil
 			}
 		case <-r.Context().Done():

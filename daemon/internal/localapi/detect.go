@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/azaion/edge/daemon/internal/respond"
 	"github.com/azaion/edge/sdk/api"
 	"github.com/azaion/edge/sdk/backend"
 	"github.com/azaion/edge/sdk/imageheader"
@@ -85,7 +86,7 @@ func (s *Server) handleDetect(w http.ResponseWriter, r *http.Request) {
 		Infer: api.MS(t.Infer), Postprocess: api.MS(t.Post), Total: api.MS(time.Since(start)),
 	}
 	s.metrics.observeStages(res.Model.Name, res.Queue+t.Queue, t.Infer, ir.BatchSize)
-	WriteJSON(w, http.StatusOK, resp)
+	respond.JSON(w, http.StatusOK, resp)
 }
 
 // readImage returns the image bytes from a multipart field "image" or the

@@ -11,6 +11,7 @@ import (
 	"github.com/azaion/edge/daemon/internal/distribution"
 	"github.com/azaion/edge/daemon/internal/jobs"
 	"github.com/azaion/edge/daemon/internal/outputs"
+	"github.com/azaion/edge/daemon/internal/respond"
 	"github.com/azaion/edge/daemon/internal/sched"
 	"github.com/azaion/edge/daemon/internal/streams"
 	"github.com/azaion/edge/sdk/api"
@@ -138,5 +139,5 @@ func writeErrorCode(w http.ResponseWriter, code string, retryAfter int, msg stri
 	if retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
 	}
-	WriteJSON(w, api.StatusForCode(code), api.ErrorBody{Error: api.ErrorDetail{Code: code, Message: msg}})
+	respond.JSON(w, api.StatusForCode(code), api.ErrorBody{Error: api.ErrorDetail{Code: code, Message: msg}})
 }

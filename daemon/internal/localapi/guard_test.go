@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/azaion/edge/daemon/internal/respond"
 	"github.com/azaion/edge/daemon/internal/sched"
 )
 
@@ -19,11 +20,11 @@ func TestBrowserRequests(t *testing.T) {
 	s := New(Options{Sched: sched.New(nil, sched.Options{QueueSize: 4, Log: log}), MaxBodyBytes: 1 << 20, MaxPixels: 1 << 20,
 		RequestTimeout: time.Second, Log: log, AllowedHosts: []string{"edge.lan"}, AllowedOrigins: []string{"http://127.0.0.1:3000"}})
 	s.Handle("POST /v1/jobs", func(w http.ResponseWriter, r *http.Request) error {
-		WriteJSON(w, http.StatusCreated, map[string]string{"ok": "yes"})
+		respond.JSON(w, http.StatusCreated, map[string]string{"ok": "yes"})
 		return nil
 	})
 	s.Handle("POST /v1/models/import", func(w http.ResponseWriter, r *http.Request) error {
-		WriteJSON(w, http.StatusOK, map[string]string{"ok": "yes"})
+		respond.JSON(w, http.StatusOK, map[string]string{"ok": "yes"})
 		return nil
 	})
 	tcp := s.Handler(Listener{TCP: true, Addr: "127.0.0.1:8470"})

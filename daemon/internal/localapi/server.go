@@ -10,7 +10,6 @@ package localapi
 import (
 	"context"
 	"crypto/subtle"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
@@ -23,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/azaion/edge/daemon/internal/respond"
 	"github.com/azaion/edge/daemon/internal/sched"
 	"github.com/azaion/edge/sdk/api"
 )
@@ -167,13 +167,6 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 	})
 }
 
-// WriteJSON writes v as JSON with status.
-func WriteJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
 func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
 	resp := api.ModelsResponse{Models: []api.Model{}}
 	for _, m := range s.opts.Sched.Models() {
@@ -182,7 +175,7 @@ func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
 	if len(resp.Models) == 0 {
 		resp.Hint = s.opts.ModelsHint
 	}
-	WriteJSON(w, http.StatusOK, resp)
+	respond.JSON(w, http.StatusOK, resp)
 }
 
 func apiModel(m sched.ModelInfo) api.Model {
@@ -223,7 +216,7 @@ func (s *Server) writeModel(w http.ResponseWriter, name string) error {
 	n, _, _ := strings.Cut(name, ":")
 	for _, m := range s.opts.Sched.Models() {
 		if m.Name == n {
-			WriteJSON(w, http.StatusOK, apiModel(m))
+			respond.JSON(w, http.StatusOK, apiModel(m))
 			return nil
 		}
 	}
@@ -235,11 +228,11 @@ func (s *Server) handleBackends(w http.ResponseWriter, r *http.Request) {
 	if s.opts.Backends != nil {
 		resp.Backends = append(resp.Backends, s.opts.Backends(r.Context())...)
 	}
-	WriteJSON(w, http.StatusOK, resp)
+	respond.JSON(w, http.StatusOK, resp)
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
-	WriteJSON(w, http.StatusOK, api.Readiness{Status: "ok"})
+	respond.JSON(w, http.StatusOK, api.Readiness{Status: "ok"})
 }
 
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
@@ -263,10 +256,10 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(why) > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfterFor(api.CodeUnavailable)))
-		WriteJSON(w, http.StatusServiceUnavailable, api.Readiness{Status: "not_ready", Reasons: why})
+		respond.JSON(w, http.StatusServiceUnavailable, api.Readiness{Status: "not_ready", Reasons: why})
 		return
 	}
-	WriteJSON(w, http.StatusOK, api.Readiness{Status: "ok"})
+	respond.JSON(w, http.StatusOK, api.Readiness{Status: "ok"})
 }
 
 // queryOrForm returns a request parameter from the query string or, for

@@ -78,6 +78,7 @@ func (b *serialBackend) Unload(_ context.Context, h string) error {
 	delete(b.loaded, h)
 	return nil
 }
+
 // DetectVideo sends a frame every few milliseconds until ctx ends or its
 // model is unloaded.
 func (b *serialBackend) DetectVideo(ctx context.Context, h string, _ backend.VideoRequest, emit func(backend.VideoEvent) error) error {

@@ -7,13 +7,11 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/azaion/edge/daemon/internal/respond"
 	"github.com/azaion/edge/sdk/api"
 	"github.com/azaion/edge/sdk/videosrc"
 	"github.com/azaion/edge/sdk/yolo"
 )
-
-// heartbeat is how often an idle event stream gets a comment line.
-const heartbeat = 15 * time.Second
 
 // ModelCheck says whether a model name can be served ("" for the only
 // model); nil accepts any name.
@@ -37,14 +35,8 @@ type handlers struct {
 	check ModelCheck
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
 func (h *handlers) list(w http.ResponseWriter, _ *http.Request) error {
-	writeJSON(w, http.StatusOK, api.StreamList{Streams: h.m.List()})
+	respond.JSON(w, http.StatusOK, api.StreamList{Streams: h.m.List()})
 	return nil
 }
 
@@ -53,7 +45,7 @@ func (h *handlers) get(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, s)
+	respond.JSON(w, http.StatusOK, s)
 	return nil
 }
 
@@ -83,7 +75,7 @@ func (h *handlers) add(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Set("Location", "/v1/streams/"+s.ID)
-	writeJSON(w, http.StatusCreated, s)
+	respond.JSON(w, http.StatusCreated, s)
 	return nil
 }
 
@@ -105,36 +97,22 @@ func (h *handlers) events(w http.ResponseWriter, r *http.Request) error {
 	}
 	ch, stop := s.watch()
 	defer stop()
-	rc := http.NewResponseController(w)
-	hd := w.Header()
-	hd.Set("Content-Type", "text/event-stream")
-	hd.Set("Cache-Control", "no-cache")
-	hd.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	send := func(kind string, v any) bool {
-		b, err := json.Marshal(v)
-		if err != nil {
-			return false
-		}
-		if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", kind, b); err != nil {
-			return false
-		}
-		return rc.Flush() == nil
-	}
+	ev := respond.SSE(w)
+	send := ev.Send
 	if !send(api.StreamEventState, s.snapshot()) {
 		return nil
 	}
-	tick := time.NewTicker(heartbeat)
+	tick := time.NewTicker(respond.Heartbeat)
 	defer tick.Stop()
 	for {
 		select {
 		case <-r.Context().Done():
 			return nil
 		case <-tick.C:
-			if _, err := io.WriteString(w, ": keep-alive\n\n"); err != nil || rc.Flush() != nil {
+			if !ev.KeepAlive() {
 				return nil
 			}
-		case ev, ok := <-ch:
+		case e, ok := <-ch:
 			if !ok {
 				snap := s.snapshot()
 				snap.State = api.StreamStopped
@@ -142,10 +120,10 @@ func (h *handlers) events(w http.ResponseWriter, r *http.Request) error {
 				return nil
 			}
 			var sent bool
-			if ev.frame != nil {
-				sent = send(api.StreamEventFrame, ev.frame)
+			if e.frame != nil {
+				sent = send(api.StreamEventFrame, e.frame)
 			} else {
-				sent = send(api.StreamEventState, ev.state)
+				sent = send(api.StreamEventState, e.state)
 			}
 			if !sent {
 				return nil
