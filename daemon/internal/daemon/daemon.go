@@ -220,6 +220,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	for _, l := range lns {
 		go func() { errc <- d.api.Serve(ctx, l.ln, l.l, drainTimeout) }()
 	}
+	d.notifySystemd(ctx, &wg) // Type=notify readiness and watchdog
 	var err error
 	select {
 	case <-ctx.Done():
