@@ -158,6 +158,7 @@ type LogConfig struct {
 
 // Default returns the configuration used when no file is given.
 func Default() Config {
+	enabled := true
 	c := Config{
 		HTTP:   HTTPConfig{Addr: "127.0.0.1:8470"},
 		Socket: SocketConfig{Path: "/run/azaion/azaion.sock", Mode: 0o660, Group: "azaion"},
@@ -178,7 +179,7 @@ func Default() Config {
 			StuckTimeout:       time.Minute,
 		},
 		Models: ModelsConfig{LoadTimeout: 2 * time.Minute},
-		ONNX:   ONNXConfig{ONNX: pluginconfig.DefaultONNX()},
+		ONNX:   ONNXConfig{Enabled: &enabled, ONNX: pluginconfig.DefaultONNX()},
 		Log:    LogConfig{Level: "info"},
 	}
 	c.API = defaultAPI()
@@ -351,3 +352,6 @@ func (m *FileMode) UnmarshalYAML(n *yaml.Node) error {
 	*m = FileMode(v)
 	return nil
 }
+
+// MarshalYAML writes the mode in octal ("0660").
+func (m FileMode) MarshalYAML() (any, error) { return fmt.Sprintf("%04o", uint32(m)), nil }
