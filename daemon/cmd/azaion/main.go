@@ -54,7 +54,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		printUsage(stdout)
 		return 0
 	}
-	if args[0] == "version" || args[0] == "--version" {
+	if args[0] == "--version" {
 		fmt.Fprintln(stdout, "azaion", version.Version)
 		return 0
 	}
