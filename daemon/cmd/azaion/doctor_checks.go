@@ -24,8 +24,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/azaion/edge/daemon/internal/catalog"
 	"github.com/azaion/edge/daemon/internal/config"
-	"github.com/azaion/edge/daemon/internal/fetch"
+	"github.com/azaion/edge/daemon/internal/distribution"
 	"github.com/azaion/edge/daemon/internal/modelstore"
 	"github.com/azaion/edge/daemon/internal/pluginmgr"
 	"github.com/azaion/edge/sdk/model"
@@ -315,7 +316,8 @@ func modelSources(cfg *config.Config) ([]modelSource, []finding) {
 		bad = append(bad, finding{"models folder", verdictFail, err.Error(), "make it readable by the service user"})
 	}
 	for _, e := range entries {
-		if e.IsDir() || !strings.EqualFold(filepath.Ext(e.Name()), ".onnx") {
+		format, ok := catalog.FormatForFile(e.Name())
+		if e.IsDir() || !ok {
 			continue
 		}
 		path := filepath.Join(cfg.Paths.Models, e.Name())
@@ -331,16 +333,16 @@ func modelSources(cfg *config.Config) ([]modelSource, []finding) {
 			desc.Name = model.NameFromFile(path)
 		}
 		if desc.Format == "" {
-			desc.Format = model.FormatONNX
+			desc.Format = format
 		}
 		srcs = append(srcs, modelSource{name: desc.Name, origin: path, desc: *desc,
 			open: func(context.Context) ([]byte, error) { return os.ReadFile(path) }})
 	}
-	storeDir := fetch.StoreDir(cfg)
+	storeDir := distribution.StoreDir(cfg)
 	if _, err := os.Stat(storeDir); err != nil {
 		return srcs, bad
 	}
-	svc, err := fetch.FromConfig(cfg, "", slog.New(slog.DiscardHandler))
+	svc, err := distribution.FromConfig(cfg, "", slog.New(slog.DiscardHandler))
 	if err != nil {
 		return srcs, append(bad, finding{"model store", verdictFail, err.Error(), "run doctor as root"})
 	}
@@ -363,13 +365,21 @@ func modelSources(cfg *config.Config) ([]modelSource, []finding) {
 			continue // a local file of the same name wins, as in the daemon
 		}
 		if m.Key == modelstore.KeyLocal {
-			if _, err := os.Stat(fetch.LocalKeyFile(cfg)); err != nil {
+			if _, err := os.Stat(distribution.LocalKeyFile(cfg)); err != nil {
 				bad = append(bad, finding{"model " + n, verdictFail, fmt.Sprintf("store %s: its local key is missing: %v", m.ID(), err),
 					"import the model again (`azaion models import`) as the service user"})
 				continue
 			}
 		}
-		srcs = append(srcs, modelSource{name: n, origin: "store " + m.ID(), desc: fetch.Descriptor(&m), open: svc.Open(&m)})
+		st, keys := svc.Store, svc.Keys
+		srcs = append(srcs, modelSource{name: n, origin: "store " + m.ID(), desc: catalog.StoredDescriptor(&m),
+			open: func(context.Context) ([]byte, error) {
+				md, err := st.Load(m.Name, m.Version, keys)
+				if err != nil {
+					return nil, err
+				}
+				return md.Bytes, nil
+			}})
 	}
 	return srcs, bad
 }

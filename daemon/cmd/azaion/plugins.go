@@ -1,25 +1,22 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/azaion/edge/daemon/internal/catalog"
 	"github.com/azaion/edge/daemon/internal/config"
+	"github.com/azaion/edge/daemon/internal/jobs"
 	"github.com/azaion/edge/daemon/internal/pluginmgr"
 	"github.com/azaion/edge/sdk/backend"
-	sdkplugin "github.com/azaion/edge/sdk/plugin"
+	"github.com/azaion/edge/sdk/pluginconfig"
 	"github.com/azaion/edge/sdk/trainer"
 )
 
@@ -31,45 +28,47 @@ type pluginProbe struct {
 	path string
 	// enabled is whether the configuration launches it.
 	enabled bool
-	spec    pluginmgr.Spec
+	// probe launches it once (see probeSpec); use, if set, runs while it runs.
+	probe func(ctx context.Context, timeout time.Duration, use func(ctx context.Context, f *pluginFacts) error) (*pluginFacts, error)
 }
 
 // probes returns the plugins the configuration knows: the ONNX Runtime
-// backend and the trainer.
+// backend and the trainer, with the configuration the daemon gives them.
 func probes(cfg *config.Config) []pluginProbe {
-	onnx := pluginmgr.Spec{
-		Name:     "onnx",
-		Path:     filepath.Join(cfg.Paths.Plugins, "azaion-plugin-onnx"),
+	onnxEnv, onnxErr := pluginconfig.Encode(&cfg.ONNX.ONNX)
+	onnx := pluginmgr.Spec[backend.Backend]{
+		Name:     catalog.BackendONNX,
+		Path:     filepath.Join(cfg.Paths.Plugins, "azaion-plugin-"+catalog.BackendONNX),
 		Plugins:  backend.PluginSet(nil),
 		Dispense: backend.PluginName,
-		Env:      []string{sdkplugin.ConfigEnv + "=" + onnxPluginConfig(cfg)},
+		Env:      []string{onnxEnv},
 	}
-	tr := pluginmgr.Spec{
-		Name:     "trainer",
-		Path:     filepath.Join(cfg.Paths.Plugins, "azaion-plugin-trainer"),
-		Plugins:  trainer.PluginSet(nil),
-		Dispense: trainer.PluginName,
+	tr, trErr := jobs.PluginSpec(cfg)
+	if trErr != nil {
+		tr.Name, tr.Path = "trainer", filepath.Join(cfg.Paths.Plugins, "azaion-plugin-trainer")
 	}
-	return []pluginProbe{
-		{name: "onnx", path: onnx.Path, enabled: cfg.ONNXEnabled(), spec: onnx},
-		{name: "trainer", path: tr.Path, enabled: cfg.Trainer.Enabled, spec: tr},
+	fail := func(err error) func(context.Context, time.Duration, func(context.Context, *pluginFacts) error) (*pluginFacts, error) {
+		return func(context.Context, time.Duration, func(context.Context, *pluginFacts) error) (*pluginFacts, error) {
+			return nil, err
+		}
 	}
-}
-
-// onnxPluginConfig is the ONNX plugin's configuration as the daemon passes it.
-func onnxPluginConfig(cfg *config.Config) string {
-	c := cfg.ONNX
-	b, _ := json.Marshal(map[string]any{
-		"library":          c.Library,
-		"intra_op_threads": c.IntraOpThreads,
-		"inter_op_threads": c.InterOpThreads,
-		"spinning":         c.Spinning,
-		"max_batch":        c.MaxBatch,
-		"batch_wait":       c.BatchWait.String(),
-		"providers":        c.Providers,
-		"fallback_cpu":     c.FallbackCPU,
-	})
-	return string(b)
+	p := []pluginProbe{
+		{name: onnx.Name, path: onnx.Path, enabled: cfg.ONNXEnabled(),
+			probe: func(ctx context.Context, timeout time.Duration, use func(context.Context, *pluginFacts) error) (*pluginFacts, error) {
+				return probeSpec(ctx, onnx, timeout, describeBackend, use)
+			}},
+		{name: tr.Name, path: tr.Path, enabled: cfg.Trainer.Enabled,
+			probe: func(ctx context.Context, timeout time.Duration, use func(context.Context, *pluginFacts) error) (*pluginFacts, error) {
+				return probeSpec(ctx, tr, timeout, describeTrainer, use)
+			}},
+	}
+	if onnxErr != nil {
+		p[0].probe = fail(onnxErr)
+	}
+	if trErr != nil {
+		p[1].probe = fail(trErr)
+	}
+	return p
 }
 
 // pluginFacts is what a started plugin says about itself.
@@ -81,14 +80,16 @@ type pluginFacts struct {
 	Devices []string
 	// Providers are a backend's execution providers.
 	Providers []string
-	// Backend is the dispensed backend, valid inside probe's use function.
+	// Backend is the dispensed backend, valid inside probeSpec's use function.
 	Backend backend.Backend
 }
 
-// probe launches the plugin once with its checksum verified, as the daemon
-// does, asks for its Info, runs use (if any) while it runs, and stops it. A
-// plugin that cannot start returns the reason it gave on stderr.
-func (pp pluginProbe) probe(ctx context.Context, timeout time.Duration, use func(ctx context.Context, f *pluginFacts) error) (*pluginFacts, error) {
+// probeSpec launches a plugin once with its checksum verified, as the daemon
+// does (its own TMPDIR, its logs not re-logged), asks what it is, runs use
+// (if any) while it runs, and stops it. A plugin that cannot start returns
+// the reason it gave.
+func probeSpec[T any](ctx context.Context, spec pluginmgr.Spec[T], timeout time.Duration,
+	describe func(context.Context, T) (*pluginFacts, error), use func(context.Context, *pluginFacts) error) (*pluginFacts, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	tmp, err := os.MkdirTemp("", "azaion-probe-")
@@ -96,15 +97,14 @@ func (pp pluginProbe) probe(ctx context.Context, timeout time.Duration, use func
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	var stderr syncBuffer
-	spec := pp.spec
-	spec.Stderr = &stderr
-	spec.LogLevel = "off" // its log lines are read from Stderr instead
-	spec.TempDir = filepath.Join(tmp, "tmp")
-	spec.MinBackoff, spec.MaxBackoff = time.Hour, time.Hour // one launch only
+	spec.LogLevel = "off"
+	spec.TempDir = filepath.Join(tmp, "tmp")                                               // never under the service's state folder
+	spec.MinBackoff, spec.MaxBackoff, spec.ConfigBackoff = time.Hour, time.Hour, time.Hour // one launch only
+	spec.StartTimeout = timeout
+	spec.OnReady, spec.Health = nil, nil
 	result := make(chan error, 1)
 	var facts *pluginFacts
-	spec.OnStart = func(ctx context.Context, impl any) error {
+	spec.OnStart = func(ctx context.Context, impl T) error {
 		f, err := describe(ctx, impl)
 		if err == nil && use != nil {
 			err = use(ctx, f)
@@ -113,7 +113,7 @@ func (pp pluginProbe) probe(ctx context.Context, timeout time.Duration, use func
 		result <- err
 		return err
 	}
-	p := pluginmgr.New(spec, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	p := pluginmgr.New(spec, slog.New(slog.DiscardHandler))
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { p.Run(runCtx); close(done) }()
@@ -123,117 +123,47 @@ func (pp pluginProbe) probe(ctx context.Context, timeout time.Duration, use func
 	for {
 		select {
 		case err := <-result:
-			if err != nil {
-				return facts, err
-			}
-			return facts, nil
+			return facts, err
 		case <-ctx.Done():
-			return nil, launchError(fmt.Sprintf("no answer within %s", timeout), stderr.String())
+			return nil, fmt.Errorf("no answer within %s", timeout)
 		case <-tick.C:
 			if st := p.Status(); st.State == pluginmgr.StateDown {
-				return nil, launchError(st.LastError, stderr.String())
+				first, _, _ := strings.Cut(st.LastError, "\n")
+				return nil, errors.New(strings.TrimSpace(first))
 			}
 		}
 	}
 }
 
-// describe asks a dispensed plugin what it is.
-func describe(ctx context.Context, impl any) (*pluginFacts, error) {
-	switch v := impl.(type) {
-	case backend.Backend:
-		info, err := v.Info(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("info: %w", err)
-		}
-		f := &pluginFacts{Version: info.Version, APIVersions: info.APIVersions, Providers: info.Providers, Backend: v}
-		for _, d := range info.Devices {
-			s := d.ID
-			if d.Name != "" && d.Name != d.ID {
-				s += " " + d.Name
-			}
-			f.Devices = append(f.Devices, s)
-		}
-		if !slices.Contains(info.APIVersions, backend.APIVersion) {
-			return f, fmt.Errorf("plugin speaks %v, the daemon needs %s", info.APIVersions, backend.APIVersion)
-		}
-		return f, nil
-	case trainer.Trainer:
-		info, err := v.Info(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("info: %w", err)
-		}
-		f := &pluginFacts{Version: info.Version, APIVersions: info.APIVersions}
-		if !slices.Contains(info.APIVersions, trainer.APIVersion) {
-			return f, fmt.Errorf("plugin speaks %v, the daemon needs %s", info.APIVersions, trainer.APIVersion)
-		}
-		return f, nil
+// describeBackend asks a backend plugin what it is.
+func describeBackend(ctx context.Context, b backend.Backend) (*pluginFacts, error) {
+	info, err := b.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("info: %w", err)
 	}
-	return nil, fmt.Errorf("dispensed %T, which is not a known plugin kind", impl)
+	f := &pluginFacts{Version: info.Version, APIVersions: info.APIVersions, Providers: info.Providers, Backend: b}
+	for _, d := range info.Devices {
+		s := d.ID
+		if d.Name != "" && d.Name != d.ID {
+			s += " " + d.Name
+		}
+		f.Devices = append(f.Devices, s)
+	}
+	if !slices.Contains(info.APIVersions, backend.APIVersion) {
+		return f, fmt.Errorf("plugin speaks %v, the daemon needs %s", info.APIVersions, backend.APIVersion)
+	}
+	return f, nil
 }
 
-// launchError says why a plugin did not start: what it said on stderr when it
-// said something (go-plugin's own message is then generic), else the first
-// line of the launcher's error.
-func launchError(launcher, stderr string) error {
-	if r := reason(stderr); r != "" {
-		return errors.New(r)
+// describeTrainer asks the trainer plugin what it is.
+func describeTrainer(ctx context.Context, t trainer.Trainer) (*pluginFacts, error) {
+	info, err := t.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("info: %w", err)
 	}
-	first, _, _ := strings.Cut(launcher, "\n")
-	return errors.New(strings.TrimSpace(first))
-}
-
-// reason picks what a plugin said about its failure from its stderr: its last
-// error-level log line, else its last line that is not a log line (such as
-// the dynamic loader's "error while loading shared libraries").
-func reason(stderr string) string {
-	var lastErr, lastRaw string
-	sc := bufio.NewScanner(strings.NewReader(stderr))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" {
-			continue
-		}
-		var entry map[string]any
-		if json.Unmarshal([]byte(line), &entry) != nil {
-			lastRaw = line
-			continue
-		}
-		if lvl, _ := entry["@level"].(string); lvl != "error" {
-			continue
-		}
-		msg, _ := entry["@message"].(string)
-		if e, ok := entry["error"].(string); ok {
-			msg += ": " + e
-		}
-		lastErr = msg
+	f := &pluginFacts{Version: info.Version, APIVersions: info.APIVersions}
+	if !slices.Contains(info.APIVersions, trainer.APIVersion) {
+		return f, fmt.Errorf("plugin speaks %v, the daemon needs %s", info.APIVersions, trainer.APIVersion)
 	}
-	switch {
-	case lastErr != "":
-		return lastErr
-	case lastRaw != "":
-		return lastRaw
-	}
-	return ""
-}
-
-// syncBuffer is a bytes.Buffer safe for one writer and one reader.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.buf.Len() > 1<<20 { // keep the tail
-		b.buf.Next(b.buf.Len() - 512<<10)
-	}
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	return f, nil
 }

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -103,6 +104,10 @@ func Keys(t reflect.Type) []string {
 			if !ok {
 				continue
 			}
+			if key == "" { // inlined
+				walk(f.Type, prefix)
+				continue
+			}
 			if isSection(f.Type) {
 				walk(f.Type, prefix+key+".")
 				continue
@@ -140,13 +145,18 @@ func NodeKeys(doc []byte) ([]string, error) {
 	return keys, nil
 }
 
-// yamlKey returns a field's YAML key, and false for fields YAML skips.
+// yamlKey returns a field's YAML key, and false for fields YAML skips. An
+// inlined struct (`yaml:",inline"`) has the key "" : its fields are the
+// section's own.
 func yamlKey(f reflect.StructField) (string, bool) {
+	tag := f.Tag.Get("yaml")
+	name, opts, _ := strings.Cut(tag, ",")
+	if slices.Contains(strings.Split(opts, ","), "inline") {
+		return "", true
+	}
 	if !f.IsExported() {
 		return "", false
 	}
-	tag := f.Tag.Get("yaml")
-	name, _, _ := strings.Cut(tag, ",")
 	switch name {
 	case "-":
 		return "", false
@@ -193,6 +203,14 @@ func valueNode(docs *docReader, v reflect.Value, path string) (*yaml.Node, error
 		f := t.Field(i)
 		key, ok := yamlKey(f)
 		if !ok {
+			continue
+		}
+		if key == "" { // inlined: its keys are this section's
+			n, err := valueNode(docs, v.Field(i), path)
+			if err != nil {
+				return nil, err
+			}
+			m.Content = append(m.Content, n.Content...)
 			continue
 		}
 		doc, err := docs.field(t, f.Name)
