@@ -35,13 +35,13 @@ func TestInstall(t *testing.T) {
 	for _, f := range []string{"images/bus.jpg", "yolo11n_int8.onnx", "yolo11n_int8_nms.onnx"} {
 		c.copyIn(testenv.Model(t, f), "/tmp/"+filepath.Base(f), 0o644)
 	}
-	apt := func(args ...string) string {
+	apt := func(t *testing.T, args ...string) string {
 		t.Helper()
 		unlock := lockCache(t, ".debian-root-apt.lock")
 		defer unlock()
 		return c.run(t, append([]string{"apt-get", "-y", "-q", "--no-install-recommends"}, args...)...)
 	}
-	apt("install", "/tmp/azaion.deb")
+	apt(t, "install", "/tmp/azaion.deb")
 	if v := c.run(t, "dpkg-query", "-W", "-f=${Status} ${Version}", "azaion"); v != "install ok installed "+version {
 		t.Fatalf("dpkg-query: %q", v)
 	}
@@ -171,7 +171,17 @@ func TestInstall(t *testing.T) {
 		}
 		newer := version + "+upgrade"
 		c.copyIn(rebuild(t, debPath, newer), "/tmp/azaion-newer.deb", 0o644)
-		apt("install", "/tmp/azaion-newer.deb")
+		// From here on the root looks like a system where systemd runs
+		// (/run/systemd/system), with systemctl and deb-systemd-invoke
+		// recording what the maintainer scripts ask of them (in /usr/sbin:
+		// dpkg runs the scripts with apt's DPkg::Path, which puts it before /usr/bin).
+		c.run(t, "sh", "-c", `mkdir -p /run/systemd/system && for cmd in systemctl deb-systemd-invoke; do
+			printf '#!/bin/sh\necho "%s $*" >>/tmp/systemd-calls\n' $cmd >/usr/sbin/$cmd && chmod 0755 /usr/sbin/$cmd; done`)
+		apt(t, "install", "/tmp/azaion-newer.deb")
+		if calls := c.run(t, "cat", "/tmp/systemd-calls"); !strings.Contains(calls, "systemctl --system daemon-reload") ||
+			!strings.Contains(calls, "deb-systemd-invoke restart azaion.service") {
+			t.Errorf("the upgrade where systemd runs did not reload systemd and restart the service:\n%s", calls)
+		}
 		if v := c.run(t, "dpkg-query", "-W", "-f=${Version}", "azaion"); v != newer {
 			t.Fatalf("version after the upgrade: %q", v)
 		}
@@ -190,7 +200,11 @@ func TestInstall(t *testing.T) {
 	})
 
 	t.Run("remove keeps state", func(t *testing.T) {
-		apt("remove", "azaion")
+		apt(t, "remove", "azaion")
+		if calls := c.run(t, "cat", "/tmp/systemd-calls"); !strings.Contains(calls, "deb-systemd-invoke stop azaion.service") {
+			t.Errorf("remove where systemd runs did not stop the service:\n%s", calls)
+		}
+		c.run(t, "sh", "-c", "rm /usr/sbin/systemctl /usr/sbin/deb-systemd-invoke && rmdir /run/systemd/system")
 		for _, p := range []string{"/usr/bin/azaion", "/usr/lib/azaion/plugins/azaion-plugin-onnx"} {
 			if _, err := os.Stat(c.path(p)); err == nil {
 				t.Errorf("%s left after remove", p)
@@ -205,7 +219,7 @@ func TestInstall(t *testing.T) {
 	})
 
 	t.Run("purge leaves nothing", func(t *testing.T) {
-		apt("purge", "azaion")
+		apt(t, "purge", "azaion")
 		if out, err := c.try("dpkg-query", "-W", "-f=${Status}", "azaion"); err == nil && !strings.Contains(out, "not-installed") {
 			t.Errorf("dpkg still knows azaion: %s", out)
 		}

@@ -4,7 +4,7 @@
 # compiler and qemu-user-static (the arm64 plugin under emulation), systemd
 # (systemd-analyze verify/security) and util-linux's unshare/nsenter.
 set -euo pipefail
-pkgs=(dpkg-dev fakeroot lintian debootstrap qemu-user-static crossbuild-essential-arm64 systemd util-linux xz-utils file)
+pkgs=(dpkg-dev lintian debootstrap qemu-user-static crossbuild-essential-arm64 systemd util-linux)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

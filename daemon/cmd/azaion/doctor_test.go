@@ -2,6 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"os/user"
@@ -238,5 +243,84 @@ func writeFile(t *testing.T, path, s string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDoctorNetworkAndSocket: the API, CDN and broker checks pass against
+// servers that answer and fail, with a remedy, against closed ports; the
+// socket check passes for a socket with the configured mode that answers and
+// fails for a wrong mode.
+func TestDoctorNetworkAndSocket(t *testing.T) {
+	api := httptest.NewTLSServer(http.NotFoundHandler())
+	defer api.Close()
+	cdn := httptest.NewServer(http.NotFoundHandler())
+	defer cdn.Close()
+	broker, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer broker.Close()
+	go func() {
+		for {
+			c, err := broker.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	e := newDoctorEnv(t)
+	ca := filepath.Join(e.dir, "ca.pem")
+	writeFile(t, ca, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: api.Certificate().Raw})))
+	base, err := os.ReadFile(e.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(e.dir, "azaion.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))
+	if err := os.Chmod(sock, 0o660); err != nil {
+		t.Fatal(err)
+	}
+
+	configure := func(apiURL, cdnURL, brokerAddr string) {
+		writeFile(t, e.config, string(base)+fmt.Sprintf("api: {url: %q, ca_file: %q}\ncdn: {endpoint: %q}\ningest: {uri: %q}\n",
+			apiURL, ca, cdnURL, "rabbitmq-stream://azaion@"+brokerAddr+"/%2f"))
+	}
+	configure(api.URL, cdn.URL, broker.Addr().String())
+	got, ok := e.doctor(t)
+	if !ok {
+		t.Fatalf("doctor fails with reachable servers: %+v", got)
+	}
+	for _, check := range []string{"api", "cdn", "broker", "socket"} {
+		if got[check].Verdict != verdictOK {
+			t.Errorf("%s: %+v, want ok", check, got[check])
+		}
+	}
+	if !strings.Contains(got["socket"].Detail, "answers") {
+		t.Errorf("socket: %+v", got["socket"])
+	}
+
+	closed := testenv.FreeTCPAddr(t)
+	configure("https://"+closed, "http://"+closed, closed)
+	if err := os.Chmod(sock, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	got, ok = e.doctor(t)
+	if ok {
+		t.Fatal("doctor passes with unreachable servers and a world-writable socket")
+	}
+	for check, want := range map[string]string{"api": "does not answer", "cdn": "does not answer", "broker": "does not answer",
+		"socket": "mode 0666, want 0660"} {
+		if f := got[check]; f.Verdict != verdictFail || !strings.Contains(f.Detail, want) || f.Remedy == "" {
+			t.Errorf("%s: %+v, want fail with %q and a remedy", check, f, want)
+		}
+	}
+	if strings.Contains(fmt.Sprint(got["broker"]), "azaion@") {
+		t.Errorf("the broker line shows the URI's user: %+v", got["broker"])
 	}
 }
