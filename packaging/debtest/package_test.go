@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -107,15 +108,33 @@ func TestPackageContents(t *testing.T) {
 					t.Errorf("/%s.sha256 = %q, the file hashes to %x", bin, sum, h)
 				}
 			}
-			// Depends names the package of every OpenCV library linked
-			// (libopencv_core.so.406 -> libopencv-core406) and the C++ runtime.
+			// Depends names a package that ships each library the plugins
+			// link (looked up in the dpkg database of that architecture: the
+			// host's, or the arm64 sysroot's).
 			deps := info["Depends"]
+			admin := []string{}
+			if arch == "arm64" {
+				admin = []string{"--admindir=" + filepath.Join(arm64Sysroot(t), "var/lib/dpkg")}
+			}
+			seen := map[string]bool{}
 			for _, lib := range needed {
-				if m := regexp.MustCompile(`^libopencv_(\w+)\.so\.(\d+)$`).FindStringSubmatch(lib); m != nil {
-					pkg := "libopencv-" + strings.ReplaceAll(m[1], "_", "-") + m[2]
-					if !strings.Contains(deps, pkg+" ") {
-						t.Errorf("Depends lacks %s (for %s): %s", pkg, lib, deps)
+				if seen[lib] {
+					continue
+				}
+				seen[lib] = true
+				out, _ := exec.Command("dpkg-query", append(admin, "-S", "*/"+lib)...).Output()
+				var owners []string
+				for _, l := range strings.Split(string(out), "\n") {
+					pkgs, _, ok := strings.Cut(l, ": ")
+					if !ok {
+						continue
 					}
+					for _, p := range strings.Split(pkgs, ", ") {
+						owners = append(owners, strings.TrimSuffix(p, ":"+arch))
+					}
+				}
+				if !slices.ContainsFunc(owners, func(p string) bool { return regexp.MustCompile(`(^|, )` + regexp.QuoteMeta(p) + `( |,|$)`).MatchString(deps) }) {
+					t.Errorf("Depends names no package shipping %s (shipped by %v): %s", lib, owners, deps)
 				}
 			}
 			for _, pkg := range []string{"libc6 (>= ", "libstdc++6 (>= ", "libgcc-s1 (>= ", "adduser"} {

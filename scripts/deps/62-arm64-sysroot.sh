@@ -3,8 +3,8 @@
 # and libraries, glibc, libstdc++) and for running them under qemu-user.
 #
 # No chroot and no host multiarch: a private apt root (its own sources, lists
-# and empty dpkg status, arm64 only) resolves and downloads libopencv-dev and
-# its dependencies, and each .deb is unpacked with `dpkg -x`. A dpkg database
+# and empty dpkg status, arm64 only) resolves and downloads libopencv-dev,
+# libturbojpeg0-dev and their dependencies, and each .deb is unpacked with `dpkg -x`. A dpkg database
 # beside it (var/lib/dpkg: status, file lists, shlibs and symbols files, with
 # the sysroot's absolute paths) lets dpkg-shlibdeps --admindir compute the
 # arm64 package's Depends. Absolute symlinks are made relative so the tree
@@ -13,7 +13,8 @@
 set -euo pipefail
 cache="${AZAION_CACHE:-$HOME/.cache/azaion-edge}"
 sr="${AZAION_ARM64_SYSROOT:-$cache/sysroot-arm64-bookworm}"
-pkgs=(libopencv-dev libc6-dev libstdc++-12-dev)
+# The -dev packages of every `#cgo pkg-config:` in plugins/ (as 10-apt.sh for the host).
+pkgs=(libopencv-dev libturbojpeg0-dev libc6-dev libstdc++-12-dev)
 stamp="v3 ${pkgs[*]} $sr"
 [ "$(cat "$sr/.azaion-sysroot" 2>/dev/null)" = "$stamp" ] && exit 0
 mkdir -p "$cache"
