@@ -133,7 +133,9 @@ func TestPackageContents(t *testing.T) {
 						owners = append(owners, strings.TrimSuffix(p, ":"+arch))
 					}
 				}
-				if !slices.ContainsFunc(owners, func(p string) bool { return regexp.MustCompile(`(^|, )` + regexp.QuoteMeta(p) + `( |,|$)`).MatchString(deps) }) {
+				if !slices.ContainsFunc(owners, func(p string) bool {
+					return regexp.MustCompile(`(^|, )` + regexp.QuoteMeta(p) + `( |,|$)`).MatchString(deps)
+				}) {
 					t.Errorf("Depends names no package shipping %s (shipped by %v): %s", lib, owners, deps)
 				}
 			}
