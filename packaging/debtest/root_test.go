@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -295,5 +296,23 @@ func depsLayer(t *testing.T, debPath string) string {
 		t.Fatal(err)
 	}
 	t.Logf("cached the dependencies' layer %s in %s", dir, time.Since(start).Round(time.Second))
+	pruneLayers(filepath.Dir(dir), 2)
 	return dir
+}
+
+// pruneLayers keeps the newest keep dependency layers (Depends change with
+// the code; two branches may test at once) and deletes the others.
+func pruneLayers(parent string, keep int) {
+	stamps, _ := filepath.Glob(filepath.Join(parent, "*.stamp"))
+	sort.Slice(stamps, func(i, j int) bool {
+		a, _ := os.Stat(stamps[i])
+		b, _ := os.Stat(stamps[j])
+		return a != nil && b != nil && a.ModTime().After(b.ModTime())
+	})
+	for i, st := range stamps {
+		if i >= keep {
+			os.Remove(st)
+			os.RemoveAll(strings.TrimSuffix(st, ".stamp"))
+		}
+	}
 }
