@@ -131,7 +131,7 @@ func NodeKeys(doc []byte) ([]string, error) {
 	walk = func(n *yaml.Node, prefix string) {
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
-			if v.Kind == yaml.MappingNode {
+			if v.Kind == yaml.MappingNode && v.Style&yaml.FlowStyle == 0 { // a section; a {...} map is one value
 				walk(v, prefix+k.Value+".")
 				continue
 			}
