@@ -20,8 +20,6 @@ const (
 	Ready = "READY=1"
 	// Stopping says the daemon is draining after SIGTERM.
 	Stopping = "STOPPING=1"
-	// Reloading says a SIGHUP reload began; Ready ends it.
-	Reloading = "RELOADING=1"
 	// Watchdog is the keep-alive ping.
 	Watchdog = "WATCHDOG=1"
 )
