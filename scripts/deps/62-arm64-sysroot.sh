@@ -13,8 +13,10 @@
 set -euo pipefail
 cache="${AZAION_CACHE:-$HOME/.cache/azaion-edge}"
 sr="${AZAION_ARM64_SYSROOT:-$cache/sysroot-arm64-bookworm}"
-# The -dev packages of every `#cgo pkg-config:` in plugins/ (as 10-apt.sh for the host).
-pkgs=(libopencv-dev libturbojpeg0-dev libc6-dev libstdc++-12-dev)
+# The -dev packages of every `#cgo pkg-config:` in plugins/ (as 10-apt.sh and
+# 40-video.sh install them for the host); libopencv-dev already pulls the
+# FFmpeg ones in, they are named so the list reads as the plugins' needs.
+pkgs=(libopencv-dev libturbojpeg0-dev libavformat-dev libavcodec-dev libavutil-dev libc6-dev libstdc++-12-dev)
 stamp="v3 ${pkgs[*]} $sr"
 [ "$(cat "$sr/.azaion-sysroot" 2>/dev/null)" = "$stamp" ] && exit 0
 mkdir -p "$cache"
