@@ -23,9 +23,14 @@ config: ## regenerate packaging/azaion.yaml (the packaged config) from the daemo
 
 # The arm64 ONNX plugin's conformance suite (through its gRPC shim, as the
 # daemon calls it), cross-compiled and run under qemu (scripts/qemu-arm64.sh).
+# Skipped: the live-stream case, which asserts real-time throughput (10
+# results within 30 s of a 120 fps stream) that emulation at about 1/100 of
+# native speed cannot give; the video file case covers the arm64 decoding.
 ARM64_TEST_RUN ?= TestConformance/grpc
-test-arm64: deps ## run the arm64 ONNX plugin's conformance suite under qemu (ARM64_TEST_RUN picks the tests)
+ARM64_TEST_SKIP ?= TestConformance/grpc/Video/Live
+test-arm64: deps ## run the arm64 ONNX plugin's conformance suite under qemu (ARM64_TEST_RUN, ARM64_TEST_SKIP pick the tests)
 	cd plugins/onnx && env $(ARM64_CGO_ENV) AZAION_ORT_LIB=$(AZAION_ORT_LIB_ARM64) \
-	  $(GO) test -count=1 -timeout 30m -exec $(CURDIR)/scripts/qemu-arm64.sh -run '$(ARM64_TEST_RUN)' .
+	  $(GO) test -count=1 -timeout 30m -exec $(CURDIR)/scripts/qemu-arm64.sh -run '$(ARM64_TEST_RUN)' -skip '$(ARM64_TEST_SKIP)' -v . \
+	  | grep -E '^(\s*--- |PASS|FAIL|ok|panic)|_test\.go:|\.go:[0-9]+: '; exit $${PIPESTATUS[0]}
 
 test: deb test-arm64
