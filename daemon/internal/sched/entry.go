@@ -100,15 +100,18 @@ func (e *entry) info() ModelInfo {
 }
 
 // admit takes a queue slot for a request, or refuses it at once when the
-// queue is full or its expected wait is over MaxQueueWait: the requests
-// ahead of it at the backend's recent service time per image. A request
-// with none ahead is always admitted.
+// queue is full or its expected wait is over MaxQueueWait. The expected
+// wait counts the requests ahead of it and its own run at the backend's
+// recent service time per image: the estimate trails a busy machine's
+// swings, and counting its own run keeps the answered requests' tail within
+// the limit plus a service time or two. A request with none ahead is always
+// admitted (its wait is nil, however slow the backend).
 func (s *Scheduler) admit(e *entry) error {
 	if max := s.opts.MaxQueueWait; max > 0 {
 		e.mu.Lock()
 		ahead, per := len(e.sem), e.perImage
 		e.mu.Unlock()
-		if wait := time.Duration(ahead) * per; wait > max {
+		if wait := time.Duration(ahead+1) * per; ahead > 0 && wait > max {
 			return &RetryError{After: retryAfter(wait - max), Err: fmt.Errorf("%w: model %s: %d requests ahead, an expected wait of %s is over the %s limit",
 				ErrQueueFull, e.src.Descriptor.Name, ahead, wait.Round(time.Millisecond), max)}
 		}
