@@ -30,6 +30,7 @@ import (
 	"github.com/azaion/edge/daemon/internal/modelstore"
 	"github.com/azaion/edge/daemon/internal/pluginmgr"
 	"github.com/azaion/edge/sdk/model"
+	"github.com/azaion/edge/sdk/pluginconfig"
 )
 
 const reinstall = "reinstall the package: apt-get install --reinstall azaion"
@@ -164,7 +165,7 @@ func checkPlugins(ctx context.Context, cfg *config.Config, timeout time.Duration
 		if _, err := os.Stat(pp.path); err != nil {
 			if pp.enabled {
 				out = append(out, finding{name + " binary", verdictFail, err.Error(), reinstall + " (or set paths.plugins)"})
-				if pp.name == "onnx" {
+				if pp.name == catalog.BackendONNX {
 					out = append(out, finding{"models", verdictSkip, "cannot be loaded: the onnx plugin is missing", ""})
 				}
 			}
@@ -176,19 +177,19 @@ func checkPlugins(ctx context.Context, cfg *config.Config, timeout time.Duration
 		} else {
 			out = append(out, f)
 		}
-		if pp.name == "onnx" {
+		if pp.name == catalog.BackendONNX {
 			out = append(out, checkORTLibrary(cfg.ONNX.Library))
 		}
 		if !sumOK {
 			out = append(out, finding{name + " start", verdictSkip, "not started: its checksum does not match", ""})
-			if pp.name == "onnx" {
+			if pp.name == catalog.BackendONNX {
 				out = append(out, finding{"models", verdictSkip, "cannot be loaded: the onnx plugin does not start", ""})
 			}
 			continue
 		}
 		var models []finding
 		var use func(ctx context.Context, f *pluginFacts) error
-		if pp.name == "onnx" {
+		if pp.name == catalog.BackendONNX {
 			use = func(ctx context.Context, f *pluginFacts) error {
 				models = checkModels(ctx, cfg, f)
 				return nil
@@ -198,11 +199,11 @@ func checkPlugins(ctx context.Context, cfg *config.Config, timeout time.Duration
 		switch {
 		case err != nil:
 			remedy := "see the reason above; " + reinstall
-			if pp.name == "onnx" {
+			if pp.name == catalog.BackendONNX {
 				remedy = "see the reason above: a missing runtime library or OpenCV library is named there; " + reinstall
 			}
 			out = append(out, finding{name + " start", verdictFail, "does not start: " + err.Error(), remedy})
-			if pp.name == "onnx" {
+			if pp.name == catalog.BackendONNX {
 				out = append(out, finding{"models", verdictSkip, "cannot be loaded: the onnx plugin does not start", ""})
 			}
 		default:
@@ -417,7 +418,7 @@ func checkAccelerators(cfg *config.Config, svc serviceUser) []finding {
 				fmt.Sprintf("adduser %s %s, then: systemctl restart azaion", svc.name, grp)})
 		}
 	}
-	wantsGPU := slices.ContainsFunc(cfg.ONNX.Providers, func(p string) bool { return p == "cuda" || p == "tensorrt" })
+	wantsGPU := slices.ContainsFunc(cfg.ONNX.Providers, func(p string) bool { return p == pluginconfig.ProviderCUDA || p == pluginconfig.ProviderTensorRT })
 	switch {
 	case wantsGPU && !nvidia && !cfg.ONNX.FallbackCPU:
 		out = append(out, finding{"accelerators", verdictFail, "onnx.providers asks for " + strings.Join(cfg.ONNX.Providers, ",") + " but no NVIDIA device node is present",
