@@ -46,6 +46,11 @@ type Options struct {
 	// benchmarks use it to compare scales; it may make the decoded image
 	// smaller than the letterbox (then the letterbox scales it up).
 	Scale int
+	// Parallel decodes a baseline JPEG on two threads (splitjpeg.c: the
+	// same pixels, about 40% less time, about 10% more CPU). Set it for a
+	// lone image on an otherwise idle machine, where it lowers latency;
+	// under load it only costs CPU.
+	Parallel bool
 }
 
 // Image is a decoded image.
@@ -136,7 +141,13 @@ func Decode(b []byte, w, h int, opt Options) (*Image, error) {
 	im := &Image{Format: hdr.Format, Scale: FullScale}
 	switch {
 	case hdr.Format == imageheader.JPEG && hdr.Components != 4:
-		im.Mat, err = decodeTJ(b, hdr.Width, hdr.Height, num)
+		ok := false
+		if opt.Parallel {
+			im.Mat, ok, _ = decodeSplit(b, hdr.Width, hdr.Height, num, splitAt(num), false)
+		}
+		if !ok {
+			im.Mat, err = decodeTJ(b, hdr.Width, hdr.Height, num)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%w: decode JPEG: %v", ErrUndecodable, err)
 		}

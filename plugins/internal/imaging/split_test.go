@@ -1,0 +1,202 @@
+package imaging
+
+import (
+	"bytes"
+	"fmt"
+	"image"
+	"math/rand/v2"
+	"testing"
+
+	"gocv.io/x/gocv"
+
+	"github.com/azaion/edge/sdk/imageheader"
+)
+
+// OpenCV imwrite parameters gocv 0.31 has no names for.
+const (
+	imwriteJPEGRestartInterval = 4
+	imwriteJPEGSamplingFactor  = 7
+)
+
+// splitCases are JPEGs of every kind the two-thread decoder takes: the
+// camera's bus.jpg (restart markers every MCU row), its 4K upscale (none),
+// 4:4:4, 4:2:2, 4:2:0 and greyscale at odd sizes, with and without restart
+// intervals, low and high quality.
+func splitCases(t *testing.T) map[string][]byte {
+	t.Helper()
+	bus := readBus(t)
+	src, err := gocv.IMDecode(bus, gocv.IMReadColor)
+	if err != nil || src.Empty() {
+		t.Fatalf("decode bus.jpg: %v", err)
+	}
+	defer src.Close()
+	odd := gocv.NewMat()
+	defer odd.Close()
+	gocv.Resize(src, &odd, image.Pt(1283, 967), 0, 0, gocv.InterpolationLinear)
+	gray := gocv.NewMat()
+	defer gray.Close()
+	gocv.CvtColor(odd, &gray, gocv.ColorBGRToGray)
+	cases := map[string][]byte{
+		"bus.jpg":       bus,
+		"4k":            bus4K(t),
+		"444-q95":       encode(t, odd, gocv.IMWriteJpegQuality, 95, imwriteJPEGSamplingFactor, 0x111111),
+		"422-q80":       encode(t, odd, gocv.IMWriteJpegQuality, 80, imwriteJPEGSamplingFactor, 0x211111),
+		"420-q50":       encode(t, odd, gocv.IMWriteJpegQuality, 50, imwriteJPEGSamplingFactor, 0x221111),
+		"420-q100-rst7": encode(t, odd, gocv.IMWriteJpegQuality, 100, imwriteJPEGRestartInterval, 7),
+		"444-q90-rst1":  encode(t, odd, gocv.IMWriteJpegQuality, 90, imwriteJPEGSamplingFactor, 0x111111, imwriteJPEGRestartInterval, 1),
+		"gray-q90":      encode(t, gray, gocv.IMWriteJpegQuality, 90),
+		"gray-q70-rst3": encode(t, gray, gocv.IMWriteJpegQuality, 70, imwriteJPEGRestartInterval, 3),
+	}
+	return cases
+}
+
+func readBus(t *testing.T) []byte { return readTestImage(t, "bus.jpg") }
+
+// TestSplitDecodeExact: the two-thread decoder gives TurboJPEG's pixels bit
+// for bit, at every power-of-two scale, with the second thread doing a real
+// share of the work on images big enough for it.
+func TestSplitDecodeExact(t *testing.T) {
+	for name, b := range splitCases(t) {
+		hdr, err := imageheader.Read(b)
+		if err != nil {
+			t.Fatal(name, err)
+		}
+		for _, num := range []int{1, 2, 4, 8} {
+			t.Run(fmt.Sprintf("%s/%d", name, num), func(t *testing.T) {
+				want, err := decodeTJ(b, hdr.Width, hdr.Height, num)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer want.Close()
+				for _, at := range []float64{0.1, splitAt(num), 0.9} {
+					// As served (the threads race), and with the second
+					// thread done first, so that its share is certain.
+					for _, wait := range []bool{false, true} {
+						got, ok, st := decodeSplit(b, hdr.Width, hdr.Height, num, at, wait)
+						if !ok {
+							t.Fatalf("split %.2f wait %v: not taken", at, wait)
+						}
+						if !bytes.Equal(got.ToBytes(), want.ToBytes()) {
+							t.Errorf("split %.2f wait %v: pixels differ from TurboJPEG's", at, wait)
+						}
+						got.Close()
+						if wait && (!st.Worker || st.Copied == 0 || st.Copied >= st.MCUs) {
+							t.Errorf("split %.2f: second thread took %d of %d MCUs (worker %v), want a share", at, st.Copied, st.MCUs, st.Worker)
+						}
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestSplitDecodeNotTaken: the JPEGs it leaves to TurboJPEG are refused,
+// not decoded wrongly, and Decode with Parallel still decodes them.
+func TestSplitDecodeNotTaken(t *testing.T) {
+	bus := readBus(t)
+	src, err := gocv.IMDecode(bus, gocv.IMReadColor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	cases := map[string][]byte{
+		"progressive": encode(t, src, gocv.IMWriteJpegProgressive, 1),
+		"truncated":   append(bus[:len(bus)*2/3:len(bus)*2/3], 0xFF, 0xD9), // data ends early, then EOI
+		"cmyk":        testdata(t, "cmyk.jpg"),
+	}
+	for name, b := range cases {
+		hdr, err := imageheader.Read(b)
+		if err != nil {
+			t.Fatal(name, err)
+		}
+		if m, ok, _ := decodeSplit(b, hdr.Width, hdr.Height, 8, 0.4, true); ok {
+			m.Close()
+			t.Errorf("%s: taken, want left to TurboJPEG", name)
+		}
+		// Decode with Parallel answers as without: same pixels or same error.
+		a, errA := Decode(b, 640, 640, Options{})
+		p, errP := Decode(b, 640, 640, Options{Parallel: true})
+		switch {
+		case (errA == nil) != (errP == nil) || errA != nil && errA.Error() != errP.Error():
+			t.Errorf("%s: Decode %v, with Parallel %v", name, errA, errP)
+		case errA == nil && !bytes.Equal(a.Mat.ToBytes(), p.Mat.ToBytes()):
+			t.Errorf("%s: Decode with Parallel gives other pixels", name)
+		}
+		a.Close()
+		p.Close()
+	}
+}
+
+// TestSplitDecodeDamaged: a thousand random corruptions of two JPEGs (one
+// with restart markers, one without) never crash it, and whatever it
+// decodes is what TurboJPEG decodes.
+func TestSplitDecodeDamaged(t *testing.T) {
+	bus := readBus(t)
+	src, err := gocv.IMDecode(bus, gocv.IMReadColor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	small := gocv.NewMat()
+	defer small.Close()
+	gocv.Resize(src, &small, image.Pt(400, 300), 0, 0, gocv.InterpolationLinear)
+	bases := [][]byte{encode(t, small, gocv.IMWriteJpegQuality, 90), encode(t, small, imwriteJPEGRestartInterval, 2)}
+	rng := rand.New(rand.NewPCG(1, 2))
+	taken, same := 0, 0
+	for i := range 1000 {
+		base := bases[i%2]
+		b := append([]byte(nil), base...)
+		for range 1 + rng.IntN(4) {
+			at := 600 + rng.IntN(len(b)-600) // the entropy-coded data
+			b[at] = byte(rng.IntN(256))
+		}
+		if rng.IntN(4) == 0 {
+			b = b[:600+rng.IntN(len(b)-600)]
+		}
+		hdr, err := imageheader.Read(b)
+		if err != nil {
+			continue
+		}
+		num := []int{1, 2, 4, 8}[rng.IntN(4)]
+		got, ok, _ := decodeSplit(b, hdr.Width, hdr.Height, num, 0.1+0.8*rng.Float64(), i%3 == 0)
+		if !ok {
+			continue
+		}
+		taken++
+		want, err := decodeTJ(b, hdr.Width, hdr.Height, num)
+		if err != nil {
+			t.Errorf("case %d: split decoded what TurboJPEG refuses (%v)", i, err)
+		} else {
+			if bytes.Equal(got.ToBytes(), want.ToBytes()) {
+				same++
+			} else {
+				t.Errorf("case %d: split and TurboJPEG pixels differ", i)
+			}
+			want.Close()
+		}
+		got.Close()
+	}
+	t.Logf("%d of 1000 damaged JPEGs decoded on two threads, %d identical to TurboJPEG's", taken, same)
+	if taken == 0 {
+		t.Error("no damaged JPEG was decoded: the corruptions all hit something the test meant to spare")
+	}
+}
+
+// TestDecodeParallel: Decode with Parallel gives the same image as without.
+func TestDecodeParallel(t *testing.T) {
+	for name, b := range map[string][]byte{"bus": readBus(t), "4k": bus4K(t)} {
+		a, err := Decode(b, 640, 640, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := Decode(b, 640, 640, Options{Parallel: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Scale != p.Scale || a.Width != p.Width || !bytes.Equal(a.Mat.ToBytes(), p.Mat.ToBytes()) {
+			t.Errorf("%s: parallel decode differs (scale %d vs %d)", name, p.Scale, a.Scale)
+		}
+		a.Close()
+		p.Close()
+	}
+}

@@ -1,0 +1,642 @@
+// Decoding one baseline JPEG on two threads.
+//
+// Most of a JPEG decode at a reduced DCT scale is Huffman decoding, which is
+// sequential: each code starts where the previous one ends, and a JPEG
+// without restart markers says nowhere where a row of blocks begins. But
+// Huffman codes resynchronise: a decoder started at an arbitrary bit decodes
+// garbage for a while and then, almost always within a few hundred bytes,
+// lands on a true MCU boundary, from where it decodes exactly what a decoder
+// started at the beginning decodes (only the DC predictors differ, by a
+// constant per component). So:
+//
+//   - the entropy-coded data is unstuffed (0xFF00 -> 0xFF) into one buffer;
+//   - a worker thread decodes from a bit in its middle to its end, recording
+//     where each MCU it decodes starts, its DC predictors there and its
+//     coefficients;
+//   - the calling thread runs libjpeg's own pipeline (inverse DCT at the
+//     scale, upsampling, colour conversion: the same code as TurboJPEG's, so
+//     the pixels are the same bit for bit) with libjpeg's Huffman decoder
+//     replaced by decode_mcu below, which decodes from the beginning; once it
+//     passes the worker's start it checks, at each MCU, whether the worker
+//     started an MCU at the very same bit. From that MCU on the worker's
+//     decode is the true one: the calling thread copies its coefficients
+//     (the DC ones shifted by the predictor difference) instead of decoding,
+//     and decodes itself any MCU the worker has not reached yet.
+//
+// Nothing is trusted that was not checked: an MCU is taken from the worker
+// only where its start equals the true position, so a worker that never
+// synchronises only costs the CPU it used. Any irregularity in the true
+// stream (a bad code, data ending early, a libjpeg warning) makes the whole
+// decode return "not taken", and the caller decodes the image with
+// TurboJPEG, which has libjpeg's answers for damaged files.
+#include "splitjpeg.h"
+
+#include <limits.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jpeglib.h>
+#include <jerror.h>
+#include <jpegint.h>
+
+#define LOOK 12 // bits of the fast Huffman lookup
+#define PAD 1024 // zero bytes after the unstuffed data (a block reads at most 256 bytes ahead)
+#define MAXBLK 10 // blocks per MCU (libjpeg's D_MAX_BLOCKS_IN_MCU)
+
+// natural maps a zigzag index to its position in the 8x8 block.
+static const unsigned char natural[64] = {
+	0,  1,  8,  16, 9,  2,  3,  10, 17, 24, 32, 25, 18, 11, 4,  5,  12, 19, 26, 33, 40, 48,
+	41, 34, 27, 20, 13, 6,  7,  14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23,
+	30, 37, 44, 51, 58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
+};
+
+// htab is a Huffman table ready for decoding.
+typedef struct {
+	uint16_t look[1 << LOOK];  // (length << 8) | symbol for codes of up to LOOK bits, 0 otherwise
+	int16_t fast[1 << LOOK];   // AC: value << 8 | run << 4 | code+value length, when that fits in LOOK bits
+	int32_t maxcode[18];       // the largest code of each length, -1 when none
+	int32_t valoff[17];        // symbol index of a code of each length: code + valoff
+	uint8_t val[256];
+} htab;
+
+// build derives t from a DHT table; it returns 0 when the table is not a
+// valid one.
+static int build(htab *t, const JHUFF_TBL *src, int dc) {
+	uint8_t size[257];
+	uint32_t code[257];
+	int n = 0;
+	memset(t, 0, sizeof(*t));
+	for (int l = 1; l <= 16; l++) {
+		for (int i = 0; i < src->bits[l]; i++) {
+			if (n >= 256) return 0;
+			size[n++] = (uint8_t)l;
+		}
+	}
+	size[n] = 0;
+	for (int i = 0; i < n; i++) {
+		t->val[i] = src->huffval[i];
+		if (dc && src->huffval[i] > 15) return 0;
+	}
+	uint32_t c = 0;
+	int si = size[0], p = 0;
+	while (size[p]) {
+		while (size[p] == si) code[p++] = c++;
+		if (c >= (1u << si)) return 0; // codes overflow their length
+		c <<= 1;
+		si++;
+	}
+	p = 0;
+	for (int l = 1; l <= 16; l++) {
+		if (src->bits[l]) {
+			t->valoff[l] = p - (int32_t)code[p];
+			p += src->bits[l];
+			t->maxcode[l] = (int32_t)code[p - 1];
+		} else {
+			t->maxcode[l] = -1;
+		}
+	}
+	t->maxcode[17] = INT32_MAX;
+	for (p = 0; p < n; p++) {
+		int l = size[p];
+		if (l > LOOK) continue;
+		uint32_t first = code[p] << (LOOK - l);
+		for (uint32_t i = 0; i < (1u << (LOOK - l)); i++) {
+			uint32_t idx = first + i;
+			t->look[idx] = (uint16_t)(l << 8 | t->val[p]);
+			if (dc) continue;
+			int run = t->val[p] >> 4, s = t->val[p] & 15;
+			if (s == 0 || l + s > LOOK) continue;
+			int v = (int)((idx >> (LOOK - l - s)) & ((1u << s) - 1));
+			if (v < (1 << (s - 1))) v -= (1 << s) - 1;
+			if (v < -128 || v > 127) continue;
+			t->fast[idx] = (int16_t)(v * 256 + run * 16 + l + s);
+		}
+	}
+	return 1;
+}
+
+// bitr reads bits, first bit highest: acc holds n of them at its top
+// (refilled to at least 56 before each code, so a code and its value bits,
+// at most 31, need no further read), p the byte that starts at bit n of acc.
+typedef struct {
+	const uint8_t *p;
+	uint64_t acc;
+	unsigned n;
+} bitr;
+
+static inline void refill(bitr *r) {
+	uint64_t v;
+	memcpy(&v, r->p, 8);
+	r->acc |= __builtin_bswap64(v) >> r->n;
+	r->p += (63 - r->n) >> 3;
+	r->n |= 56;
+}
+
+static inline void bitr_at(bitr *r, const uint8_t *buf, uint64_t pos) {
+	r->p = buf + (pos >> 3);
+	r->acc = 0;
+	r->n = 0;
+	refill(r);
+	r->acc <<= pos & 7;
+	r->n -= (unsigned)(pos & 7);
+}
+
+static inline uint64_t bitr_pos(const bitr *r, const uint8_t *buf) { return (uint64_t)(r->p - buf) * 8 - r->n; }
+
+static inline void skip(bitr *r, unsigned k) {
+	r->acc <<= k;
+	r->n -= k;
+}
+
+// symbol decodes one Huffman symbol from the top of bits; -1 when no code matches.
+static inline int symbol(const htab *t, uint64_t bits, int *len) {
+	unsigned e = t->look[bits >> (64 - LOOK)];
+	if (e) {
+		*len = (int)(e >> 8);
+		return (int)(e & 255);
+	}
+	for (int l = LOOK + 1; l <= 16; l++) {
+		int32_t code = (int32_t)(bits >> (64 - l));
+		if (code <= t->maxcode[l]) {
+			*len = l;
+			return t->val[(code + t->valoff[l]) & 255];
+		}
+	}
+	return -1;
+}
+
+static inline int extend(uint32_t v, int s) { return v < (1u << (s - 1)) ? (int)v - (1 << s) + 1 : (int)v; }
+
+// block decodes one block from r: its DC difference and its nonzero AC
+// coefficients as value << 16 | natural index in coef (at most 63). It
+// returns the number of AC coefficients, -1 for an invalid block.
+static inline int block(bitr *r, const htab *dc, const htab *ac, int *dcdiff, uint32_t *coef) {
+	int len, n = 0;
+	refill(r);
+	int s = symbol(dc, r->acc, &len);
+	if (s < 0) return -1;
+	*dcdiff = s ? extend((uint32_t)((r->acc << len) >> (64 - s)), s) : 0;
+	skip(r, (unsigned)(len + s));
+	for (int k = 1; k < 64;) {
+		refill(r);
+		uint64_t b = r->acc;
+		int f = ac->fast[b >> (64 - LOOK)];
+		if (f) {
+			k += (f >> 4) & 15;
+			if (k > 63) return -1;
+			skip(r, (unsigned)(f & 15));
+			coef[n++] = (uint32_t)(uint16_t)(int16_t)(f >> 8) << 16 | natural[k];
+			k++;
+			continue;
+		}
+		int rs = symbol(ac, b, &len);
+		if (rs < 0) return -1;
+		int run = rs >> 4;
+		s = rs & 15;
+		if (s) {
+			k += run;
+			if (k > 63) return -1;
+			int v = extend((uint32_t)((b << len) >> (64 - s)), s);
+			skip(r, (unsigned)(len + s));
+			coef[n++] = (uint32_t)(uint16_t)(int16_t)v << 16 | natural[k];
+			k++;
+		} else {
+			skip(r, (unsigned)len);
+			if (run != 15) break; // end of block
+			k += 16;
+		}
+	}
+	return n;
+}
+
+struct splitjpeg {
+	// The unstuffed entropy-coded data, PAD zero bytes after it.
+	uint8_t *data;
+	size_t datalen, datacap;
+	uint64_t databits;
+	// With restart markers: the restart interval in MCUs and where each
+	// interval's data starts (byte offsets in data).
+	long long ri;
+	uint64_t *seg;
+	size_t nseg, segcap;
+
+	// The scan: for each block of an MCU, its component and tables.
+	int nblk;
+	int comp[MAXBLK];
+	htab *dc[MAXBLK], *ac[MAXBLK];
+	htab tabs[8]; // DC 0-3, AC 0-3
+	long long total; // MCUs in the scan
+
+	// The worker's decode, from bit wbegin: MCU j starts at wstart[j] and
+	// ends at wend[j] with the predictors wpred[j] at its start, its DC
+	// values (running, from wpred) in wdc[j*nblk+b] and its AC coefficients
+	// in wcoef[wcbeg[j]:wcend[j]] as value<<16 | block<<8 | index. done is
+	// the number of MCUs published.
+	uint64_t wbegin;
+	uint64_t *wstart, *wend;
+	int32_t *wpred; // 4 per MCU
+	int32_t *wdc;
+	uint32_t *wcbeg, *wcend;
+	uint32_t *wcoef;
+	size_t mcucap, coefcap;
+	atomic_llong done;
+	atomic_int stop;
+	long long wsync; // bits decoded before the first MCU main took (stats)
+
+	// The calling thread's decode.
+	uint64_t pos;
+	int32_t pred[4];
+	long long mcu;
+	int synced, useworker;
+	pthread_t th;
+	long long wmax; // MCUs the worker may decode
+	long long wm0;  // with restart markers, the MCU the worker starts at
+	long long w, scan; // worker MCU of the current one once synced; scan position before
+	int32_t delta[4];
+	long long copied;
+	int bad; // the true stream is damaged
+};
+
+splitjpeg *splitjpeg_new(void) { return calloc(1, sizeof(splitjpeg)); }
+
+void splitjpeg_free(splitjpeg *s) {
+	if (!s) return;
+	free(s->data);
+	free(s->seg);
+	free(s->wstart);
+	free(s->wend);
+	free(s->wpred);
+	free(s->wdc);
+	free(s->wcbeg);
+	free(s->wcend);
+	free(s->wcoef);
+	free(s);
+}
+
+// grow makes *p hold at least n elements of size sz.
+static int grow(void **p, size_t *cap, size_t n, size_t sz) {
+	if (*cap >= n) return 1;
+	void *q = realloc(*p, n * sz);
+	if (!q) return 0;
+	*p = q;
+	*cap = n;
+	return 1;
+}
+
+// unstuff copies the entropy-coded data that starts at b into s->data,
+// without the stuffed zero bytes and the restart markers (whose positions
+// it records in s->seg), up to the first other marker. It returns 0 when
+// the restart markers are out of sequence (not taken here) or memory runs
+// out.
+static int unstuff(splitjpeg *s, const uint8_t *b, size_t n) {
+	size_t cap = s->datacap;
+	if (!grow((void **)&s->data, &cap, n + PAD, 1)) return 0;
+	s->datacap = cap;
+	if (!grow((void **)&s->seg, &s->segcap, 64, sizeof(uint64_t))) return 0;
+	s->seg[0] = 0;
+	s->nseg = 1;
+	uint8_t *out = s->data;
+	size_t i = 0, o = 0;
+	while (i < n) {
+		const uint8_t *ff = memchr(b + i, 0xFF, n - i);
+		size_t run = ff ? (size_t)(ff - (b + i)) : n - i;
+		memcpy(out + o, b + i, run);
+		o += run;
+		i += run;
+		if (!ff) break;
+		size_t j = i + 1;
+		while (j < n && b[j] == 0xFF) j++; // fill bytes
+		if (j >= n) break;
+		if (b[j] == 0) {
+			out[o++] = 0xFF;
+			i = j + 1;
+			continue;
+		}
+		if (b[j] >= 0xD0 && b[j] <= 0xD7) { // RSTn
+			if (b[j] != 0xD0 + (s->nseg - 1) % 8) return 0;
+			if (!grow((void **)&s->seg, &s->segcap, s->nseg + 1, sizeof(uint64_t))) return 0;
+			s->seg[s->nseg++] = o;
+			i = j + 1;
+			continue;
+		}
+		break; // a marker: the end of the scan
+	}
+	memset(out + o, 0, PAD);
+	s->datalen = o;
+	s->databits = (uint64_t)o * 8;
+	return 1;
+}
+
+// limit is the bit where the data of MCU m's restart interval ends (the
+// end of the data without restart markers): libjpeg stops there too.
+static inline uint64_t limit(const splitjpeg *s, long long m) {
+	if (!s->ri) return s->databits;
+	size_t k = (size_t)(m / s->ri) + 1;
+	return k < s->nseg ? s->seg[k] * 8 : s->databits;
+}
+
+// worker decodes MCUs from s->wbegin to the end of the data (see struct).
+// After an invalid block it starts over one bit after the failed MCU's start.
+static void *worker(void *arg) {
+	splitjpeg *s = arg;
+	uint64_t pos = s->wbegin;
+	int32_t pred[4] = {0, 0, 0, 0};
+	uint32_t coef[64];
+	size_t nc = 0;
+	long long j = 0;
+	while (j < s->wmax && pos < s->databits) {
+		if ((j & 15) == 0 && atomic_load_explicit(&s->stop, memory_order_relaxed)) break;
+		long long m = s->wm0 + j;
+		if (s->ri && m % s->ri == 0) {
+			pos = s->seg[m / s->ri] * 8;
+			pred[0] = pred[1] = pred[2] = pred[3] = 0;
+		}
+		uint64_t start = pos;
+		size_t c0 = nc;
+		int32_t p[4] = {pred[0], pred[1], pred[2], pred[3]};
+		int ok = 1; // 0: an invalid block; -1: the end of the data or of the room
+		uint64_t end = limit(s, m);
+		bitr r;
+		bitr_at(&r, s->data, pos);
+		for (int b = 0; b < s->nblk; b++) {
+			int d;
+			int n = block(&r, s->dc[b], s->ac[b], &d, coef);
+			if (n < 0) {
+				ok = 0;
+				break;
+			}
+			pos = bitr_pos(&r, s->data);
+			if (pos > end || nc + (size_t)n > s->coefcap) {
+				ok = -1;
+				break;
+			}
+			int ci = s->comp[b];
+			p[ci] = (int32_t)((uint32_t)p[ci] + (uint32_t)d);
+			s->wdc[j * s->nblk + b] = p[ci];
+			for (int i = 0; i < n; i++) s->wcoef[nc + i] = coef[i] | (uint32_t)b << 8;
+			nc += (size_t)n;
+		}
+		if (ok < 0 || (!ok && s->ri)) break;
+		if (!ok) {
+			nc = c0;
+			pos = start + 1;
+			pred[0] = pred[1] = pred[2] = pred[3] = 0;
+			continue;
+		}
+		s->wstart[j] = start;
+		s->wend[j] = pos;
+		memcpy(&s->wpred[j * 4], pred, sizeof(pred));
+		s->wcbeg[j] = (uint32_t)c0;
+		s->wcend[j] = (uint32_t)nc;
+		memcpy(pred, p, sizeof(p));
+		j++;
+		atomic_store_explicit(&s->done, j, memory_order_release);
+	}
+	return NULL;
+}
+
+struct errmgr {
+	struct jpeg_error_mgr pub;
+	jmp_buf jb;
+	int notaken;
+	char msg[JMSG_LENGTH_MAX];
+};
+
+static void on_error(j_common_ptr c) {
+	struct errmgr *e = (struct errmgr *)c->err;
+	(*c->err->format_message)(c, e->msg);
+	longjmp(e->jb, 1);
+}
+
+// on_message turns a warning into "not taken": TurboJPEG then decodes the
+// image and gives libjpeg's answer for it.
+static void on_message(j_common_ptr c, int level) {
+	struct errmgr *e = (struct errmgr *)c->err;
+	if (level < 0) {
+		e->notaken = 1;
+		longjmp(e->jb, 1);
+	}
+}
+
+// own decodes the current MCU from the data into blocks.
+static boolean own(j_decompress_ptr cinfo, splitjpeg *s, JBLOCKROW *blocks) {
+	uint32_t coef[64];
+	uint64_t end = limit(s, s->mcu - 1);
+	bitr r;
+	bitr_at(&r, s->data, s->pos);
+	for (int b = 0; b < s->nblk; b++) {
+		int d;
+		int n = block(&r, s->dc[b], s->ac[b], &d, coef);
+		s->pos = bitr_pos(&r, s->data);
+		if (n < 0 || s->pos > end) {
+			s->bad = 1;
+			ERREXIT(cinfo, JERR_BAD_HUFF_TABLE);
+		}
+		int ci = s->comp[b];
+		s->pred[ci] = (int32_t)((uint32_t)s->pred[ci] + (uint32_t)d);
+		JCOEF *blk = blocks[b][0];
+		blk[0] = (JCOEF)s->pred[ci];
+		for (int i = 0; i < n; i++) blk[coef[i] & 63] = (JCOEF)(int16_t)(coef[i] >> 16);
+	}
+	return TRUE;
+}
+
+// take copies the worker's MCU w into blocks when the worker has decoded
+// it and it starts at the current position; it returns 0 otherwise.
+static int take(splitjpeg *s, long long w, JBLOCKROW *blocks) {
+	if (w >= atomic_load_explicit(&s->done, memory_order_acquire) || s->wstart[w] != s->pos) return 0;
+	for (uint32_t i = s->wcbeg[w]; i < s->wcend[w]; i++) {
+		uint32_t c = s->wcoef[i];
+		blocks[(c >> 8) & 15][0][c & 63] = (JCOEF)(int16_t)(c >> 16);
+	}
+	for (int b = 0; b < s->nblk; b++) {
+		int ci = s->comp[b];
+		int32_t v = (int32_t)((uint32_t)s->wdc[w * s->nblk + b] + (uint32_t)s->delta[ci]);
+		blocks[b][0][0] = (JCOEF)v;
+		s->pred[ci] = v;
+	}
+	s->pos = s->wend[w];
+	s->copied++;
+	return 1;
+}
+
+// decode_mcu replaces libjpeg's Huffman decoder (see the top of the file).
+static boolean decode_mcu(j_decompress_ptr cinfo, JBLOCKROW *blocks) {
+	splitjpeg *s = cinfo->client_data;
+	if (s->mcu >= s->total) ERREXIT(cinfo, JERR_BAD_HUFF_TABLE);
+	if (s->ri && s->mcu % s->ri == 0) {
+		s->pos = s->seg[s->mcu / s->ri] * 8;
+		memset(s->pred, 0, sizeof(s->pred));
+	}
+	s->mcu++;
+	if (s->synced) {
+		long long w = s->w++;
+		if (take(s, w, blocks)) return TRUE;
+		return own(cinfo, s, blocks);
+	}
+	if (s->useworker && s->pos >= s->wbegin) {
+		long long done = atomic_load_explicit(&s->done, memory_order_acquire);
+		while (s->scan < done && s->wstart[s->scan] < s->pos) s->scan++;
+		if (s->scan < done && s->wstart[s->scan] == s->pos) {
+			long long w = s->scan;
+			for (int c = 0; c < 4; c++) s->delta[c] = (int32_t)((uint32_t)s->pred[c] - (uint32_t)s->wpred[w * 4 + c]);
+			s->synced = 1;
+			s->w = w + 1;
+			s->wsync = (long long)(s->wstart[w] - s->wbegin);
+			take(s, w, blocks);
+			return TRUE;
+		}
+	}
+	return own(cinfo, s, blocks);
+}
+
+// prepare checks that cinfo is a JPEG this decoder takes and sets up the
+// scan's tables; it returns 0 when it is not.
+static int prepare(splitjpeg *s, j_decompress_ptr cinfo) {
+	if (cinfo->comps_in_scan != cinfo->num_components || cinfo->blocks_in_MCU > MAXBLK || cinfo->blocks_in_MCU < 1)
+		return 0;
+	int built[8] = {0};
+	for (int b = 0; b < cinfo->blocks_in_MCU; b++) {
+		int ci = cinfo->MCU_membership[b];
+		if (ci < 0 || ci >= 4) return 0;
+		jpeg_component_info *comp = cinfo->cur_comp_info[ci];
+		int d = comp->dc_tbl_no, a = comp->ac_tbl_no;
+		if (d < 0 || d > 3 || a < 0 || a > 3 || !cinfo->dc_huff_tbl_ptrs[d] || !cinfo->ac_huff_tbl_ptrs[a]) return 0;
+		if (!built[d] && !build(&s->tabs[d], cinfo->dc_huff_tbl_ptrs[d], 1)) return 0;
+		if (!built[4 + a] && !build(&s->tabs[4 + a], cinfo->ac_huff_tbl_ptrs[a], 0)) return 0;
+		built[d] = built[4 + a] = 1;
+		s->comp[b] = ci;
+		s->dc[b] = &s->tabs[d];
+		s->ac[b] = &s->tabs[4 + a];
+	}
+	s->nblk = cinfo->blocks_in_MCU;
+	s->total = (long long)cinfo->MCUs_per_row * (long long)cinfo->MCU_rows_in_scan;
+	return s->total > 0;
+}
+
+// room sizes the worker's arrays for n MCUs and an estimate of the
+// coefficients in its part of the data.
+static int room(splitjpeg *s, size_t n, size_t coefs) {
+	size_t cap = s->mcucap, c;
+	int ok = 1;
+	c = cap; ok &= grow((void **)&s->wstart, &c, n, sizeof(uint64_t));
+	c = cap; ok &= grow((void **)&s->wend, &c, n, sizeof(uint64_t));
+	c = cap; ok &= grow((void **)&s->wpred, &c, n, 4 * sizeof(int32_t));
+	c = cap; ok &= grow((void **)&s->wdc, &c, n, MAXBLK * sizeof(int32_t));
+	c = cap; ok &= grow((void **)&s->wcbeg, &c, n, sizeof(uint32_t));
+	c = cap; ok &= grow((void **)&s->wcend, &c, n, sizeof(uint32_t));
+	if (!ok) return 0;
+	s->mcucap = n > cap ? n : cap;
+	return grow((void **)&s->wcoef, &s->coefcap, coefs, sizeof(uint32_t));
+}
+
+int splitjpeg_decode(splitjpeg *s, const unsigned char *buf, size_t len, int num, unsigned char *dst, int w,
+                     int pitch, int h, double split, int wait, splitjpeg_stats *stats, char *msg, int msglen) {
+	struct jpeg_decompress_struct cinfo;
+	struct errmgr jerr;
+	volatile int started = 0;
+	volatile int rc = 0;
+
+	memset(&cinfo, 0, sizeof(cinfo));
+	cinfo.err = jpeg_std_error(&jerr.pub);
+	jerr.pub.error_exit = on_error;
+	jerr.pub.emit_message = on_message;
+	jerr.notaken = 0;
+	jerr.msg[0] = 0;
+	if (setjmp(jerr.jb)) {
+		rc = (jerr.notaken || s->bad) ? 1 : -1;
+		if (rc < 0 && msg && msglen > 0) snprintf(msg, (size_t)msglen, "%s", jerr.msg);
+		goto out;
+	}
+	jpeg_create_decompress(&cinfo);
+	jpeg_mem_src(&cinfo, buf, (unsigned long)len);
+	jpeg_read_header(&cinfo, TRUE);
+	if (cinfo.progressive_mode || cinfo.arith_code || cinfo.data_precision != 8 ||
+	    (cinfo.num_components != 1 && cinfo.num_components != 3)) {
+		rc = 1;
+		goto out;
+	}
+	cinfo.scale_num = (unsigned)num;
+	cinfo.scale_denom = 8;
+	cinfo.out_color_space = JCS_EXT_BGR;
+	cinfo.dct_method = JDCT_ISLOW;
+	cinfo.do_fancy_upsampling = TRUE;
+	const uint8_t *ent = cinfo.src->next_input_byte;
+	size_t entlen = cinfo.src->bytes_in_buffer;
+	if (!unstuff(s, ent, entlen)) {
+		rc = 1;
+		goto out;
+	}
+	jpeg_start_decompress(&cinfo);
+	if ((int)cinfo.output_width != w || (int)cinfo.output_height != h || cinfo.output_components != 3 ||
+	    !prepare(s, &cinfo)) {
+		rc = 1;
+		goto out;
+	}
+	s->ri = (long long)cinfo.restart_interval;
+	if (s->ri && s->nseg != (size_t)((s->total + s->ri - 1) / s->ri)) {
+		rc = 1; // restart markers missing or extra
+		goto out;
+	}
+	if (!s->ri && s->nseg != 1) {
+		rc = 1;
+		goto out;
+	}
+	s->pos = 0;
+	memset(s->pred, 0, sizeof(s->pred));
+	memset(s->delta, 0, sizeof(s->delta));
+	s->mcu = s->w = s->scan = s->copied = s->wsync = 0;
+	s->synced = s->bad = 0;
+	s->wbegin = (uint64_t)(split * (double)s->datalen) * 8;
+	s->wm0 = 0;
+	if (s->ri) { // start at the interval nearest the split: no guessing
+		size_t k = (size_t)(split * (double)s->nseg + 0.5);
+		s->wbegin = k > 0 && k < s->nseg ? s->seg[k] * 8 : 0;
+		s->wm0 = (long long)k * s->ri;
+	}
+	atomic_store(&s->done, 0);
+	atomic_store(&s->stop, 0);
+	s->useworker = split > 0 && split < 1 && s->wbegin > 0 && s->wbegin < s->databits;
+	s->wmax = s->total - s->wm0;
+	if (s->useworker) {
+		// At most every MCU after the start; on average a coefficient
+		// takes more than 4 bits.
+		size_t bits = (size_t)(s->databits - s->wbegin);
+		if (!room(s, (size_t)s->total, bits / 4 + 64 * MAXBLK) ||
+		    pthread_create(&s->th, NULL, worker, s) != 0)
+			s->useworker = 0;
+		else
+			started = 1;
+		if (started && wait) { // tests: the worker decodes its whole part first
+			pthread_join(s->th, NULL);
+			started = 0;
+		}
+	}
+	cinfo.client_data = s;
+	cinfo.entropy->decode_mcu = decode_mcu;
+	JSAMPROW rows[16];
+	while (cinfo.output_scanline < cinfo.output_height) {
+		int n = 0;
+		for (; n < 16 && cinfo.output_scanline + (unsigned)n < cinfo.output_height; n++)
+			rows[n] = dst + (size_t)(cinfo.output_scanline + (unsigned)n) * (size_t)pitch;
+		jpeg_read_scanlines(&cinfo, rows, (JDIMENSION)n);
+	}
+	if (stats) {
+		stats->worker = s->useworker;
+		stats->mcus = s->total;
+		stats->copied = s->copied;
+		stats->sync_bits = s->synced ? s->wsync : -1;
+	}
+out:
+	if (started) {
+		atomic_store(&s->stop, 1);
+		pthread_join(s->th, NULL);
+	}
+	jpeg_destroy_decompress(&cinfo);
+	return rc;
+}

@@ -1,0 +1,40 @@
+// Two-thread decoding of one baseline JPEG (see splitjpeg.c).
+#ifndef IMAGING_SPLITJPEG_H
+#define IMAGING_SPLITJPEG_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct splitjpeg splitjpeg;
+
+// splitjpeg_stats describes one decode, for tests and benchmarks.
+typedef struct {
+	int worker;       // 1 when a second thread decoded part of the data
+	long long mcus;   // MCUs in the image
+	long long copied; // MCUs taken from the second thread's decode
+	long long sync_bits; // bits the second thread decoded before it met the true stream
+} splitjpeg_stats;
+
+splitjpeg *splitjpeg_new(void);
+void splitjpeg_free(splitjpeg *s);
+
+// splitjpeg_decode decodes buf at the DCT scale num/8 into BGR pixels of w x
+// h (the scaled size) with row pitch, exactly as TurboJPEG's tjDecompress2
+// with accurate IDCT and fancy upsampling does. split (0..1) is where in the
+// entropy-coded data the second thread starts. It returns 0 on success, 1
+// for an image it does not take (progressive, arithmetic coding, restart
+// markers out of sequence, 12-bit, CMYK, several scans, damaged data, any
+// libjpeg warning: decode it the usual way) and -1 on an error (msg says
+// which). With wait (tests), the second thread finishes its part before
+// the calling thread starts.
+int splitjpeg_decode(splitjpeg *s, const unsigned char *buf, size_t len, int num, unsigned char *dst, int w,
+                     int pitch, int h, double split, int wait, splitjpeg_stats *stats, char *msg, int msglen);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
