@@ -3,6 +3,7 @@ package onnx
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +23,14 @@ const (
 	stateTaken
 	stateCancelled
 )
+
+// active counts the images being decoded and the batches running in this
+// plugin, every model together: a decode that starts with nothing else
+// active has the machine's other cores to itself (Options.Parallel).
+var active atomic.Int64
+
+// multiCore is whether there is a second core for a parallel decode.
+var multiCore = runtime.NumCPU() > 1
 
 // request is one image queued for a model's runner.
 type request struct {
@@ -65,9 +74,9 @@ type loaded struct {
 	// queueing counts the frames a video is handing to the queue together
 	// (video.go): the runner waits for them.
 	queueing atomic.Int64
-	stop    chan struct{}
-	done    chan struct{}
-	once    sync.Once
+	stop     chan struct{}
+	done     chan struct{}
+	once     sync.Once
 
 	// Runner-owned state.
 	batches map[int]*batchBufs
@@ -146,7 +155,11 @@ func (m *loaded) prepare(img []byte, p yolo.Params, maxPixels int64, res *backen
 		return nil, nil, err
 	}
 	id := m.decodes.start()
-	d, err := imaging.Preprocess(img, t.GetData(), m.w, m.h, m.bgr, imaging.Options{MaxPixels: maxPixels})
+	// An image decoded while nothing else runs in this plugin takes two
+	// threads (a lone request's latency); under load, one.
+	alone := active.Add(1) == 1
+	d, err := imaging.Preprocess(img, t.GetData(), m.w, m.h, m.bgr, imaging.Options{MaxPixels: maxPixels, Parallel: alone && multiCore})
+	active.Add(-1)
 	m.decodes.end(id, d.Decode+d.Preprocess)
 	res.Width, res.Height = d.Width, d.Height
 	res.Timings.Decode, res.Timings.Preprocess = d.Decode, d.Preprocess
@@ -274,7 +287,9 @@ func (m *loaded) drain() {
 // own detections).
 func (m *loaded) runBatch(batch []*request) {
 	start := time.Now()
+	active.Add(1)
 	out, release, err := m.infer(batch)
+	active.Add(-1)
 	inferEnd := time.Now()
 	infer := inferEnd.Sub(start)
 	m.busy.Add(int64(infer))

@@ -21,6 +21,15 @@ func threadCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// processCPU is the CPU time of the process (user + system).
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // cpuLoop runs f b.N times on one locked OS thread and reports its CPU time
 // per op as cpu_ms (steadier than wall time on a shared machine).
 func cpuLoop(b *testing.B, f func()) {
@@ -86,6 +95,23 @@ func BenchmarkDecode(b *testing.B) {
 					}
 					im.Close()
 				})
+			})
+		}
+		// Options.Parallel: the same decode on two threads; wall_ms is the
+		// latency, cpu_ms the process's CPU time per image (both threads).
+		for _, par := range []bool{false, true} {
+			name := map[bool]string{false: "/single", true: "/parallel"}[par]
+			b.Run(img.name+name, func(b *testing.B) {
+				c0, t0 := processCPU(), time.Now()
+				for b.Loop() {
+					im, err := Decode(img.data, 640, 640, Options{Parallel: par})
+					if err != nil {
+						b.Fatal(err)
+					}
+					im.Close()
+				}
+				b.ReportMetric(float64(time.Since(t0).Microseconds())/1000/float64(b.N), "wall_ms")
+				b.ReportMetric(float64((processCPU()-c0).Microseconds())/1000/float64(b.N), "cpu_ms")
 			})
 		}
 		b.Run(img.name+"/preprocess", func(b *testing.B) {

@@ -143,7 +143,9 @@ func Decode(b []byte, w, h int, opt Options) (*Image, error) {
 	case hdr.Format == imageheader.JPEG && hdr.Components != 4:
 		ok := false
 		if opt.Parallel {
-			im.Mat, ok, _ = decodeSplit(b, hdr.Width, hdr.Height, num, splitAt(num), false)
+			var st splitStats
+			im.Mat, ok, st = decodeSplit(b, hdr.Width, hdr.Height, num, splitAt(num), false)
+			tuneSplit(num, st)
 		}
 		if !ok {
 			im.Mat, err = decodeTJ(b, hdr.Width, hdr.Height, num)

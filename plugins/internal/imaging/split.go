@@ -9,6 +9,8 @@ package imaging
 import "C"
 
 import (
+	"math"
+	"sync/atomic"
 	"unsafe"
 
 	"gocv.io/x/gocv"
@@ -19,24 +21,55 @@ import (
 // between images); at most cap(splitContexts) are kept.
 var splitContexts = make(chan *C.splitjpeg, 2)
 
-// splitAt is where in the entropy-coded data the second thread starts, by
-// DCT scale: the calling thread also runs the inverse DCT, upsampling and
-// colour conversion, which cost more at larger scales, so it takes less of
-// the Huffman decoding there (measured on bus.jpg and its 4K upscale).
-func splitAt(num int) float64 {
-	switch {
-	case num >= 8:
-		return 0.3
-	case num >= 4:
-		return 0.4
+// splitPoints are where in the entropy-coded data the second thread
+// starts, for full-size decodes [0] and reduced ones [1] (float64 bits).
+// The calling thread also runs the inverse DCT, upsampling and colour
+// conversion, which cost more at full size, so it takes less of the
+// Huffman decoding there. They start from what balanced the threads on
+// bus.jpg and its 4K upscale here and follow this machine: each decode
+// moves its point by a step towards the balance (tuneSplit).
+var splitPoints [2]atomic.Uint64
+
+func init() {
+	splitPoints[0].Store(math.Float64bits(0.35))
+	splitPoints[1].Store(math.Float64bits(0.4))
+}
+
+func splitKind(num int) int {
+	if num >= FullScale {
+		return 0
 	}
-	return 0.45
+	return 1
+}
+
+// splitAt is the current split point for a decode at num/8.
+func splitAt(num int) float64 { return math.Float64frombits(splitPoints[splitKind(num)].Load()) }
+
+// tuneSplit moves the split point after a decode at num/8: later when the
+// calling thread caught up with the second one (which had too much), a
+// smaller step earlier when it never did (the second thread may have had
+// too little).
+func tuneSplit(num int, st splitStats) {
+	if !st.Worker || st.MCUs < 256 {
+		return
+	}
+	at := splitAt(num)
+	switch {
+	case st.Lagged > st.MCUs/100:
+		at = min(at+0.01, 0.7)
+	case st.Lagged == 0:
+		at = max(at-0.005, 0.15)
+	default:
+		return
+	}
+	splitPoints[splitKind(num)].Store(math.Float64bits(at))
 }
 
 // splitStats describes a two-thread decode (tests and benchmarks).
 type splitStats struct {
 	Worker       bool  // a second thread took part
 	MCUs, Copied int64 // MCUs in the image and those the second thread decoded
+	Lagged       int64 // MCUs the calling thread decoded after the sync, the second thread being behind
 	SyncBits     int64 // bits the second thread decoded before meeting the true stream, -1 never
 }
 
@@ -80,6 +113,6 @@ func decodeSplit(b []byte, w, h, num int, split float64, wait bool) (mat gocv.Ma
 		mat.Close()
 		return gocv.Mat{}, false, st
 	}
-	st = splitStats{Worker: cs.worker != 0, MCUs: int64(cs.mcus), Copied: int64(cs.copied), SyncBits: int64(cs.sync_bits)}
+	st = splitStats{Worker: cs.worker != 0, MCUs: int64(cs.mcus), Copied: int64(cs.copied), Lagged: int64(cs.lagged), SyncBits: int64(cs.sync_bits)}
 	return mat, true, st
 }

@@ -244,8 +244,6 @@ struct splitjpeg {
 	uint32_t *wcbeg, *wcend;
 	uint32_t *wcoef;
 	size_t mcucap, coefcap;
-	atomic_llong done;
-	atomic_int stop;
 	long long wsync; // bits decoded before the first MCU main took (stats)
 
 	// The calling thread's decode.
@@ -258,11 +256,22 @@ struct splitjpeg {
 	long long wm0;  // with restart markers, the MCU the worker starts at
 	long long w, scan; // worker MCU of the current one once synced; scan position before
 	int32_t delta[4];
-	long long copied;
-	int bad; // the true stream is damaged
+	long long copied, lagged; // MCUs taken from the worker; decoded here after the sync (stats)
+	long long seen;           // the last value of done read here
+	int bad;                  // the true stream is damaged
+
+	// Written by the worker, read by the calling thread: each on its own
+	// cache line, so that neither thread's other fields bounce between cores.
+	_Alignas(64) atomic_llong done;
+	_Alignas(64) atomic_int stop;
+	char pad[60];
 };
 
-splitjpeg *splitjpeg_new(void) { return calloc(1, sizeof(splitjpeg)); }
+splitjpeg *splitjpeg_new(void) {
+	splitjpeg *s = aligned_alloc(64, (sizeof(splitjpeg) + 63) / 64 * 64);
+	if (s) memset(s, 0, sizeof(*s));
+	return s;
+}
 
 void splitjpeg_free(splitjpeg *s) {
 	if (!s) return;
@@ -395,8 +404,9 @@ static void *worker(void *arg) {
 		s->wcend[j] = (uint32_t)nc;
 		memcpy(pred, p, sizeof(p));
 		j++;
-		atomic_store_explicit(&s->done, j, memory_order_release);
+		if ((j & 7) == 0) atomic_store_explicit(&s->done, j, memory_order_release);
 	}
+	atomic_store_explicit(&s->done, j, memory_order_release);
 	return NULL;
 }
 
@@ -449,7 +459,8 @@ static boolean own(j_decompress_ptr cinfo, splitjpeg *s, JBLOCKROW *blocks) {
 // take copies the worker's MCU w into blocks when the worker has decoded
 // it and it starts at the current position; it returns 0 otherwise.
 static int take(splitjpeg *s, long long w, JBLOCKROW *blocks) {
-	if (w >= atomic_load_explicit(&s->done, memory_order_acquire) || s->wstart[w] != s->pos) return 0;
+	if (w >= s->seen) s->seen = atomic_load_explicit(&s->done, memory_order_acquire);
+	if (w >= s->seen || s->wstart[w] != s->pos) return 0;
 	for (uint32_t i = s->wcbeg[w]; i < s->wcend[w]; i++) {
 		uint32_t c = s->wcoef[i];
 		blocks[(c >> 8) & 15][0][c & 63] = (JCOEF)(int16_t)(c >> 16);
@@ -477,10 +488,11 @@ static boolean decode_mcu(j_decompress_ptr cinfo, JBLOCKROW *blocks) {
 	if (s->synced) {
 		long long w = s->w++;
 		if (take(s, w, blocks)) return TRUE;
+		s->lagged++;
 		return own(cinfo, s, blocks);
 	}
 	if (s->useworker && s->pos >= s->wbegin) {
-		long long done = atomic_load_explicit(&s->done, memory_order_acquire);
+		long long done = s->seen = atomic_load_explicit(&s->done, memory_order_acquire);
 		while (s->scan < done && s->wstart[s->scan] < s->pos) s->scan++;
 		if (s->scan < done && s->wstart[s->scan] == s->pos) {
 			long long w = s->scan;
@@ -590,7 +602,7 @@ int splitjpeg_decode(splitjpeg *s, const unsigned char *buf, size_t len, int num
 	s->pos = 0;
 	memset(s->pred, 0, sizeof(s->pred));
 	memset(s->delta, 0, sizeof(s->delta));
-	s->mcu = s->w = s->scan = s->copied = s->wsync = 0;
+	s->mcu = s->w = s->scan = s->copied = s->lagged = s->seen = s->wsync = 0;
 	s->synced = s->bad = 0;
 	s->wbegin = (uint64_t)(split * (double)s->datalen) * 8;
 	s->wm0 = 0;
@@ -630,6 +642,7 @@ int splitjpeg_decode(splitjpeg *s, const unsigned char *buf, size_t len, int num
 		stats->worker = s->useworker;
 		stats->mcus = s->total;
 		stats->copied = s->copied;
+		stats->lagged = s->lagged;
 		stats->sync_bits = s->synced ? s->wsync : -1;
 	}
 out:

@@ -15,6 +15,7 @@ typedef struct {
 	int worker;       // 1 when a second thread decoded part of the data
 	long long mcus;   // MCUs in the image
 	long long copied; // MCUs taken from the second thread's decode
+	long long lagged; // MCUs the calling thread decoded after the sync, the second thread being behind
 	long long sync_bits; // bits the second thread decoded before it met the true stream
 } splitjpeg_stats;
 
