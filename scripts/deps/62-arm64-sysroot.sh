@@ -4,7 +4,7 @@
 #
 # No chroot and no host multiarch: a private apt root (its own sources, lists
 # and empty dpkg status, arm64 only) resolves and downloads libopencv-dev,
-# libturbojpeg0-dev and their dependencies, and each .deb is unpacked with `dpkg -x`. A dpkg database
+# libturbojpeg0-dev, libjpeg62-turbo-dev and their dependencies, and each .deb is unpacked with `dpkg -x`. A dpkg database
 # beside it (var/lib/dpkg: status, file lists, shlibs and symbols files, with
 # the sysroot's absolute paths) lets dpkg-shlibdeps --admindir compute the
 # arm64 package's Depends. Absolute symlinks are made relative so the tree
@@ -16,7 +16,7 @@ sr="${AZAION_ARM64_SYSROOT:-$cache/sysroot-arm64-bookworm}"
 # The -dev packages of every `#cgo pkg-config:` in plugins/ (as 10-apt.sh and
 # 40-video.sh install them for the host); libopencv-dev already pulls the
 # FFmpeg ones in, they are named so the list reads as the plugins' needs.
-pkgs=(libopencv-dev libturbojpeg0-dev libavformat-dev libavcodec-dev libavutil-dev libc6-dev libstdc++-12-dev)
+pkgs=(libopencv-dev libturbojpeg0-dev libjpeg62-turbo-dev libavformat-dev libavcodec-dev libavutil-dev libc6-dev libstdc++-12-dev)
 stamp="v3 ${pkgs[*]} $sr"
 [ "$(cat "$sr/.azaion-sysroot" 2>/dev/null)" = "$stamp" ] && exit 0
 mkdir -p "$cache"
