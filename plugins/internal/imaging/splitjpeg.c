@@ -173,9 +173,10 @@ static inline int symbol(const htab *t, uint64_t bits, int *len) {
 static inline int extend(uint32_t v, int s) { return v < (1u << (s - 1)) ? (int)v - (1 << s) + 1 : (int)v; }
 
 // block decodes one block from r: its DC difference and its nonzero AC
-// coefficients as value << 16 | natural index in coef (at most 63). It
-// returns the number of AC coefficients, -1 for an invalid block.
-static inline int block(bitr *r, const htab *dc, const htab *ac, int *dcdiff, uint32_t *coef) {
+// coefficients as value << 16 | natural index in coef (at most 63), those
+// whose bit is set in need (natural order; see needmask). It returns the
+// number of AC coefficients kept, -1 for an invalid block.
+static inline int block(bitr *r, const htab *dc, const htab *ac, uint64_t need, int *dcdiff, uint32_t *coef) {
 	int len, n = 0;
 	refill(r);
 	int s = symbol(dc, r->acc, &len);
@@ -190,7 +191,7 @@ static inline int block(bitr *r, const htab *dc, const htab *ac, int *dcdiff, ui
 			k += (f >> 4) & 15;
 			if (k > 63) return -1;
 			skip(r, (unsigned)(f & 15));
-			coef[n++] = (uint32_t)(uint16_t)(int16_t)(f >> 8) << 16 | natural[k];
+			if (need >> natural[k] & 1) coef[n++] = (uint32_t)(uint16_t)(int16_t)(f >> 8) << 16 | natural[k];
 			k++;
 			continue;
 		}
@@ -203,7 +204,7 @@ static inline int block(bitr *r, const htab *dc, const htab *ac, int *dcdiff, ui
 			if (k > 63) return -1;
 			int v = extend((uint32_t)((b << len) >> (64 - s)), s);
 			skip(r, (unsigned)(len + s));
-			coef[n++] = (uint32_t)(uint16_t)(int16_t)v << 16 | natural[k];
+			if (need >> natural[k] & 1) coef[n++] = (uint32_t)(uint16_t)(int16_t)v << 16 | natural[k];
 			k++;
 		} else {
 			skip(r, (unsigned)len);
@@ -212,6 +213,23 @@ static inline int block(bitr *r, const htab *dc, const htab *ac, int *dcdiff, ui
 		}
 	}
 	return n;
+}
+
+// needmask returns the coefficients (bits in natural order) libjpeg's
+// inverse DCT reads for an output block of size x size (jidctred.c: the
+// 4x4 one skips row and column 4, the 2x2 one rows and columns 2, 4 and 6,
+// the 1x1 one reads the DC only). The others are never stored: fewer to
+// hand from one thread to the other.
+static uint64_t needmask(int size) {
+	static const unsigned char used4[8] = {1, 1, 1, 1, 0, 1, 1, 1}, used2[8] = {1, 1, 0, 1, 0, 1, 0, 1};
+	if (size >= 8 || size == 3 || size > 4) return ~(uint64_t)0;
+	uint64_t m = 0;
+	for (int i = 0; i < 64; i++) {
+		int row = i / 8, col = i % 8;
+		int use = size == 4 ? used4[row] && used4[col] : size == 2 ? used2[row] && used2[col] : i == 0;
+		if (use) m |= (uint64_t)1 << i;
+	}
+	return m;
 }
 
 struct splitjpeg {
@@ -228,6 +246,7 @@ struct splitjpeg {
 	// The scan: for each block of an MCU, its component and tables.
 	int nblk;
 	int comp[MAXBLK];
+	uint64_t need[MAXBLK]; // coefficients the inverse DCT reads (needmask)
 	htab *dc[MAXBLK], *ac[MAXBLK];
 	htab tabs[8]; // DC 0-3, AC 0-3
 	long long total; // MCUs in the scan
@@ -374,7 +393,7 @@ static void *worker(void *arg) {
 		bitr_at(&r, s->data, pos);
 		for (int b = 0; b < s->nblk; b++) {
 			int d;
-			int n = block(&r, s->dc[b], s->ac[b], &d, coef);
+			int n = block(&r, s->dc[b], s->ac[b], s->need[b], &d, coef);
 			if (n < 0) {
 				ok = 0;
 				break;
@@ -441,7 +460,7 @@ static boolean own(j_decompress_ptr cinfo, splitjpeg *s, JBLOCKROW *blocks) {
 	bitr_at(&r, s->data, s->pos);
 	for (int b = 0; b < s->nblk; b++) {
 		int d;
-		int n = block(&r, s->dc[b], s->ac[b], &d, coef);
+		int n = block(&r, s->dc[b], s->ac[b], s->need[b], &d, coef);
 		s->pos = bitr_pos(&r, s->data);
 		if (n < 0 || s->pos > end) {
 			s->bad = 1;
@@ -523,6 +542,7 @@ static int prepare(splitjpeg *s, j_decompress_ptr cinfo) {
 		if (!built[4 + a] && !build(&s->tabs[4 + a], cinfo->ac_huff_tbl_ptrs[a], 0)) return 0;
 		built[d] = built[4 + a] = 1;
 		s->comp[b] = ci;
+		s->need[b] = needmask(comp->DCT_scaled_size);
 		s->dc[b] = &s->tabs[d];
 		s->ac[b] = &s->tabs[4 + a];
 	}
