@@ -28,9 +28,15 @@ config: ## regenerate packaging/azaion.yaml (the packaged config) from the daemo
 # native speed cannot give; the video file case covers the arm64 decoding.
 ARM64_TEST_RUN ?= TestConformance/grpc
 ARM64_TEST_SKIP ?= TestConformance/grpc/Video/Live
+# And the two-thread JPEG decoder's tests (exactness against TurboJPEG,
+# damaged files): its Huffman decoder is this project's own C code (~35 s).
+ARM64_IMAGING_RUN ?= TestSplit|TestDecodeParallel
 test-arm64: deps ## run the arm64 ONNX plugin's conformance suite under qemu (ARM64_TEST_RUN, ARM64_TEST_SKIP pick the tests)
 	cd plugins/onnx && env $(ARM64_CGO_ENV) AZAION_ORT_LIB=$(AZAION_ORT_LIB_ARM64) \
 	  $(GO) test -count=1 -timeout 30m -exec $(CURDIR)/scripts/qemu-arm64.sh -run '$(ARM64_TEST_RUN)' -skip '$(ARM64_TEST_SKIP)' -v . \
+	  | grep -E '^(\s*--- |PASS|FAIL|ok|panic)|_test\.go:|\.go:[0-9]+: '; exit $${PIPESTATUS[0]}
+	cd plugins/internal/imaging && env $(ARM64_CGO_ENV) \
+	  $(GO) test -count=1 -timeout 20m -exec $(CURDIR)/scripts/qemu-arm64.sh -run '$(ARM64_IMAGING_RUN)' -v . \
 	  | grep -E '^(\s*--- |PASS|FAIL|ok|panic)|_test\.go:|\.go:[0-9]+: '; exit $${PIPESTATUS[0]}
 
 test: deb test-arm64
