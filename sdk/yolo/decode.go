@@ -10,7 +10,6 @@ import (
 // concurrent use; use one per goroutine (the zero value is ready).
 type Decoder struct {
 	best  []float32
-	cls   []int32
 	cands []Detection
 	keep  []bool
 }
@@ -31,19 +30,18 @@ func (d *Decoder) DecodeRaw(dst []Detection, data []float32, nc, anchors int, p 
 	p = p.WithDefaults()
 	if cap(d.best) < anchors {
 		d.best = make([]float32, anchors)
-		d.cls = make([]int32, anchors)
 	}
-	best, cls := d.best[:anchors], d.cls[:anchors]
-	// Best class per anchor, scanning rows so memory is read sequentially.
+	best := d.best[:anchors]
+	// Best score per anchor, scanning rows so memory is read sequentially,
+	// without branches (max); the class is looked up afterwards only for
+	// the few anchors over the threshold. A NaN score makes its anchor's
+	// best NaN, which is never over the threshold.
 	copy(best, data[4*anchors:5*anchors])
-	clear(cls)
 	for c := 1; c < nc; c++ {
 		row := data[(4+c)*anchors : (5+c)*anchors]
+		row = row[:len(best)]
 		for a, s := range row {
-			if s > best[a] {
-				best[a] = s
-				cls[a] = int32(c)
-			}
+			best[a] = max(best[a], s)
 		}
 	}
 	cx := data[0:anchors]
@@ -56,8 +54,11 @@ func (d *Decoder) DecodeRaw(dst []Detection, data []float32, nc, anchors int, p 
 		if !(s > p.Conf) {
 			continue
 		}
-		c := int(cls[a])
-		if len(p.Classes) > 0 && !slices.Contains(p.Classes, c) {
+		c := 0 // the first class with the best score, as a strict > scan finds it
+		for k := a + 4*anchors; c < nc && data[k] != s; k += anchors {
+			c++
+		}
+		if c == nc || len(p.Classes) > 0 && !slices.Contains(p.Classes, c) {
 			continue
 		}
 		hw, hh := bw[a]/2, bh[a]/2

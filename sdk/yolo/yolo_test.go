@@ -291,3 +291,36 @@ func BenchmarkDecodeNMS(b *testing.B) {
 		dst, _ = d.DecodeNMS(dst[:0], data, 300, Params{})
 	}
 }
+
+// TestDecodeRawTiesAndNaN: a tie between classes goes to the lowest class
+// (as a strict > scan finds it) and an anchor with a NaN class score is
+// never a detection (whatever its other scores).
+func TestDecodeRawTiesAndNaN(t *testing.T) {
+	const nc, n = 8, 4
+	data := make([]float32, (4+nc)*n)
+	for a := range n {
+		data[a], data[n+a], data[2*n+a], data[3*n+a] = float32(100*a+50), 50, 20, 20
+	}
+	set := func(a, c int, v float32) { data[(4+c)*n+a] = v }
+	set(0, 3, 0.8)
+	set(0, 6, 0.8) // tie: class 3
+	set(1, 2, 0.9)
+	set(1, 5, float32(math.NaN())) // NaN: dropped
+	set(2, 7, 0.7)                 // last class
+	set(3, 0, 0.6)                 // first class
+	var d Decoder
+	got, err := d.DecodeRaw(nil, data, nc, n, Params{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[float32]int{50: 3, 250: 7, 350: 0} // box centre x -> class
+	if len(got) != len(want) {
+		t.Fatalf("got %d detections %+v, want %d", len(got), got, len(want))
+	}
+	for _, det := range got {
+		cx := (det.Box.X1 + det.Box.X2) / 2
+		if c, ok := want[cx]; !ok || c != det.ClassID {
+			t.Errorf("detection at x %v: class %d, want %d (present %v)", cx, det.ClassID, c, ok)
+		}
+	}
+}
