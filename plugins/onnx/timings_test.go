@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/azaion/edge/plugins/internal/imaging"
 	"github.com/azaion/edge/plugins/internal/imaging/imagingtest"
 	"github.com/azaion/edge/sdk/backend"
 )
@@ -50,5 +51,26 @@ func TestTimingsUnderOverlap(t *testing.T) {
 	st, _ := b.Stats(context.Background())
 	if m := st.Models[0]; m.Images != 16 || m.Batches == 16 {
 		t.Errorf("stats %+v: want 16 images in fewer than 16 batches (callers overlap)", m)
+	}
+}
+
+// TestLoneImageParallelDecode: an image that arrives while nothing else
+// decodes or runs in the plugin is decoded on two threads (its latency);
+// the detections are those of the one-thread decode (TestDetectMatchesReference
+// checks them against the reference through the same path).
+func TestLoneImageParallelDecode(t *testing.T) {
+	b := newBackend(t, Config{})
+	lr := loadModel(t, b, "yolo11n_dequant_fp32.onnx")
+	bus := imagingtest.Bus(t)
+	before := imaging.ParallelDecodes()
+	res, err := b.Detect(context.Background(), lr.Handle, [][]byte{bus}, backend.DetectParams{})
+	if err != nil || res[0].Err != nil {
+		t.Fatal(err, res[0].Err)
+	}
+	if got := imaging.ParallelDecodes() - before; got != 1 {
+		t.Errorf("a lone bus.jpg: %d parallel decodes, want 1", got)
+	}
+	if len(res[0].Detections) == 0 {
+		t.Error("no detections")
 	}
 }

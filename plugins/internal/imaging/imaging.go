@@ -146,6 +146,9 @@ func Decode(b []byte, w, h int, opt Options) (*Image, error) {
 			var st splitStats
 			im.Mat, ok, st = decodeSplit(b, hdr.Width, hdr.Height, num, splitAt(num), false)
 			tuneSplit(num, st)
+			if ok {
+				parallelDecodes.Add(1)
+			}
 		}
 		if !ok {
 			im.Mat, err = decodeTJ(b, hdr.Width, hdr.Height, num)

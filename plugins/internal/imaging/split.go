@@ -65,6 +65,13 @@ func tuneSplit(num int, st splitStats) {
 	splitPoints[splitKind(num)].Store(math.Float64bits(at))
 }
 
+// parallelDecodes counts the images decoded on two threads.
+var parallelDecodes atomic.Uint64
+
+// ParallelDecodes returns how many images this process has decoded on two
+// threads (Options.Parallel, when the image was one the decoder takes).
+func ParallelDecodes() uint64 { return parallelDecodes.Load() }
+
 // splitStats describes a two-thread decode (tests and benchmarks).
 type splitStats struct {
 	Worker       bool  // a second thread took part
