@@ -69,6 +69,10 @@ type Info struct {
 	Formats []string `json:"formats"`
 	// Providers are the execution providers available (cpu, cuda, tensorrt).
 	Providers []string `json:"providers,omitempty"`
+	// SharedImagesID is the ID of the shared image region (sdk/shmem) the
+	// plugin mapped at start; empty when it has none. Filled by the gRPC
+	// server shim, not by the backend.
+	SharedImagesID string `json:"shared_images_id,omitempty"`
 }
 
 // Device is one compute device of a backend: its id, kind (DeviceCPU,
@@ -172,4 +176,8 @@ var (
 	// ErrBusy: the backend is at a resource limit (its decode memory
 	// budget); the request may be retried shortly.
 	ErrBusy = errors.New("backend busy")
+	// ErrSharedImages: the plugin cannot read a request's shared image
+	// references (it has no mapping of the region, or a reference is out
+	// of it); the Client then sends that plugin bytes.
+	ErrSharedImages = errors.New("shared image references refused")
 )

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -13,19 +14,41 @@ import (
 	pb "github.com/azaion/edge/sdk/backend/proto"
 	"github.com/azaion/edge/sdk/model"
 	sdkplugin "github.com/azaion/edge/sdk/plugin"
+	"github.com/azaion/edge/sdk/shmem"
 )
 
 // Client is a Backend that calls a plugin over gRPC.
 type Client struct {
 	c pb.BackendClient
+	// shared is the daemon's pool of shared images (nil: none); useShared
+	// is set once the plugin has reported (Info) that it mapped its region.
+	shared    *shmem.Pool
+	useShared atomic.Bool
+	// Hold is how long an image sent by reference stays untouched after a
+	// call that failed or was cancelled (the plugin may still read it);
+	// default shmem.DefaultHold.
+	Hold time.Duration
 }
 
 var _ Backend = (*Client)(nil)
 
 // NewClient returns a Backend over an established gRPC connection.
 func NewClient(conn grpc.ClientConnInterface) *Client {
-	return &Client{c: pb.NewBackendClient(conn)}
+	return &Client{c: pb.NewBackendClient(conn), Hold: shmem.DefaultHold}
 }
+
+// NewSharedClient is NewClient with the pool of shared images: once Info
+// has shown that the plugin mapped the pool's region, Detect sends the
+// images that lie in it as references (offset, length) instead of bytes.
+func NewSharedClient(conn grpc.ClientConnInterface, shared *shmem.Pool) *Client {
+	c := NewClient(conn)
+	c.shared = shared
+	return c
+}
+
+// SharesImages reports whether Detect sends images in the shared region by
+// reference (the plugin reported the region's ID in Info).
+func (c *Client) SharesImages() bool { return c.useShared.Load() }
 
 // Info implements Backend.
 func (c *Client) Info(ctx context.Context) (*Info, error) {
@@ -33,7 +56,9 @@ func (c *Client) Info(ctx context.Context) (*Info, error) {
 	if err != nil {
 		return nil, fromStatus("info", err)
 	}
-	info := &Info{Name: r.Name, Version: r.Version, APIVersions: r.ApiVersions, Formats: r.Formats, Providers: r.Providers}
+	info := &Info{Name: r.Name, Version: r.Version, APIVersions: r.ApiVersions, Formats: r.Formats, Providers: r.Providers,
+		SharedImagesID: r.SharedImagesId}
+	c.useShared.Store(c.shared != nil && r.SharedImagesId != "" && r.SharedImagesId == c.shared.Region().ID())
 	for _, d := range r.Devices {
 		info.Devices = append(info.Devices, Device{ID: d.Id, Kind: d.Kind, Name: d.Name,
 			MemoryTotal: d.MemoryTotal, MemoryFree: d.MemoryFree, Compute: d.Compute, UUID: d.Uuid})
@@ -86,12 +111,41 @@ func (c *Client) Load(ctx context.Context, desc model.Descriptor, data []byte) (
 	return res, nil
 }
 
-// Detect implements Backend.
+// Detect implements Backend. Images in the shared region go as references
+// when the plugin mapped it; after a failed call they stay held (Hold),
+// since the plugin may still be reading them. A plugin that refuses the
+// references (ErrSharedImages) gets bytes from then on.
 func (c *Client) Detect(ctx context.Context, handle string, images [][]byte, p DetectParams) ([]ImageResult, error) {
+	req := &pb.DetectRequest{Handle: handle, Images: images, Params: paramsToPB(p)}
+	var sent [][]byte // the images sent by reference
+	if c.useShared.Load() {
+		region := c.shared.Region()
+		req.Images = make([][]byte, len(images))
+		for i, img := range images {
+			if off, ok := region.Offset(img); ok {
+				req.Shared = append(req.Shared, &pb.SharedImage{Index: uint32(i), Offset: uint64(off), Length: uint64(len(img))})
+				sent = append(sent, img)
+				continue
+			}
+			req.Images[i] = img
+		}
+	}
 	// imageCodec hands gRPC the images as they are, without a copy.
-	r, err := c.c.Detect(ctx, &pb.DetectRequest{Handle: handle, Images: images, Params: paramsToPB(p)}, grpc.ForceCodecV2(imageCodec{}))
+	r, err := c.c.Detect(ctx, req, grpc.ForceCodecV2(imageCodec{}))
 	if err != nil {
-		return nil, fromStatus("detect", err)
+		for _, img := range sent {
+			c.shared.Hold(img, c.Hold)
+		}
+		err = fromStatus("detect", err)
+		if len(sent) > 0 && errors.Is(err, ErrSharedImages) && ctx.Err() == nil {
+			c.useShared.Store(false)
+			return c.Detect(ctx, handle, images, p)
+		}
+		return nil, err
+	}
+	if c.shared != nil {
+		c.shared.Shared.Add(uint64(len(sent)))
+		c.shared.Copied.Add(uint64(len(images) - len(sent)))
 	}
 	if len(r.Results) != len(images) {
 		return nil, fmt.Errorf("backend detect: %d results for %d images", len(r.Results), len(images))

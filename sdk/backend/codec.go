@@ -59,6 +59,10 @@ func (imageCodec) Marshal(v any) (mem.BufferSlice, error) {
 		head = protowire.AppendTag(head, 3, protowire.BytesType)
 		head = protowire.AppendBytes(head, p)
 	}
+	for _, sh := range req.Shared {
+		head = protowire.AppendTag(head, 4, protowire.BytesType)
+		head = protowire.AppendBytes(head, appendSharedImage(nil, sh))
+	}
 	if len(head) > 0 {
 		out = append(out, mem.SliceBuffer(head))
 	}
@@ -88,7 +92,7 @@ func unmarshalDetectRequest(b []byte, req *pb.DetectRequest) error {
 			return fmt.Errorf("detect request: invalid field number %d", num)
 		}
 		b = b[n:]
-		if typ != protowire.BytesType || num < 1 || num > 3 {
+		if typ != protowire.BytesType || num < 1 || num > 4 {
 			if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 { // a field this version does not know
 				return fmt.Errorf("detect request: field %d: %w", num, protowire.ParseError(n))
 			}
@@ -115,9 +119,27 @@ func unmarshalDetectRequest(b []byte, req *pb.DetectRequest) error {
 			if err := (proto.UnmarshalOptions{Merge: true}).Unmarshal(v, req.Params); err != nil {
 				return fmt.Errorf("detect request: params: %w", err)
 			}
+		case 4:
+			sh := &pb.SharedImage{}
+			if err := proto.Unmarshal(v, sh); err != nil {
+				return fmt.Errorf("detect request: shared image: %w", err)
+			}
+			req.Shared = append(req.Shared, sh)
 		}
 	}
 	return nil
+}
+
+// appendSharedImage appends the wire form of a SharedImage (the proto
+// encoding, zero fields left out).
+func appendSharedImage(b []byte, sh *pb.SharedImage) []byte {
+	for i, v := range [...]uint64{uint64(sh.Index), sh.Offset, sh.Length} {
+		if v != 0 {
+			b = protowire.AppendTag(b, protowire.Number(i+1), protowire.VarintType)
+			b = protowire.AppendVarint(b, v)
+		}
+	}
+	return b
 }
 
 // serverCodec is the server option that installs imageCodec.

@@ -21,6 +21,9 @@ func detectRequests() map[string]*pb.DetectRequest {
 		"empty images": {Handle: "m#3", Images: [][]byte{{}, []byte("x"), {}}},
 		"all fields": {Handle: "m#4", Images: [][]byte{big[:1000], big[1000:5000]},
 			Params: &pb.DetectParams{Conf: 0.5, Classes: []int32{0, 5, 79}, MaxPixels: 1 << 30}},
+		"shared and not": {Handle: "m#5", Images: [][]byte{{}, big[:700], {}, {}},
+			Params: &pb.DetectParams{Conf: 0.3},
+			Shared: []*pb.SharedImage{{Index: 0, Offset: 0, Length: 1}, {Index: 2, Offset: 4096, Length: 2_200_000}, {Index: 3, Offset: 1 << 40, Length: 5}}},
 	}
 }
 

@@ -17,6 +17,7 @@ var errorCodes = sdkplugin.ErrorCodes{
 	{Err: ErrBusy, Code: codes.ResourceExhausted},
 	// The code only has to be unique in this table.
 	{Err: ErrBadSource, Code: codes.OutOfRange},
+	{Err: ErrSharedImages, Code: codes.DataLoss},
 }
 
 // toStatus maps a backend error to a gRPC status (the plugin side).

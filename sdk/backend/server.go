@@ -9,6 +9,7 @@ import (
 
 	pb "github.com/azaion/edge/sdk/backend/proto"
 	"github.com/azaion/edge/sdk/model"
+	"github.com/azaion/edge/sdk/shmem"
 )
 
 // maxModelSize bounds a streamed model (the plugin refuses larger ones).
@@ -18,6 +19,9 @@ const maxModelSize = 8 << 30
 type server struct {
 	pb.UnimplementedBackendServer
 	impl Backend
+	// region is the daemon's shared image region, mapped read-only; nil
+	// when this process has none (the daemon then sends bytes).
+	region *shmem.Region
 }
 
 func (s *server) Info(ctx context.Context, _ *pb.InfoRequest) (*pb.InfoResponse, error) {
@@ -27,6 +31,9 @@ func (s *server) Info(ctx context.Context, _ *pb.InfoRequest) (*pb.InfoResponse,
 	}
 	out := &pb.InfoResponse{Name: info.Name, Version: info.Version, ApiVersions: info.APIVersions,
 		Formats: info.Formats, Providers: info.Providers}
+	if s.region != nil {
+		out.SharedImagesId = s.region.ID()
+	}
 	for _, d := range info.Devices {
 		out.Devices = append(out.Devices, &pb.Device{Id: d.ID, Kind: d.Kind, Name: d.Name,
 			MemoryTotal: d.MemoryTotal, MemoryFree: d.MemoryFree, Compute: d.Compute, Uuid: d.UUID})
@@ -78,7 +85,11 @@ func (s *server) Load(stream pb.Backend_LoadServer) error {
 }
 
 func (s *server) Detect(ctx context.Context, req *pb.DetectRequest) (*pb.DetectResponse, error) {
-	res, err := s.impl.Detect(ctx, req.Handle, req.Images, paramsFromPB(req.Params))
+	images, err := s.resolveShared(req)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	res, err := s.impl.Detect(ctx, req.Handle, images, paramsFromPB(req.Params))
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -87,6 +98,29 @@ func (s *server) Detect(ctx context.Context, req *pb.DetectRequest) (*pb.DetectR
 		out.Results[i] = resultToPB(r)
 	}
 	return out, nil
+}
+
+// resolveShared puts the request's shared images in their places: views of
+// the read-only mapping, not copies.
+func (s *server) resolveShared(req *pb.DetectRequest) ([][]byte, error) {
+	images := req.Images
+	if len(req.Shared) == 0 {
+		return images, nil
+	}
+	if s.region == nil {
+		return nil, fmt.Errorf("detect: %w: this plugin has not mapped the shared image region", ErrSharedImages)
+	}
+	for _, sh := range req.Shared {
+		if int64(sh.Index) >= int64(len(images)) || len(images[sh.Index]) != 0 {
+			return nil, fmt.Errorf("detect: %w: image %d of %d is not an empty place for a shared image", ErrSharedImages, sh.Index, len(images))
+		}
+		b, err := s.region.Bytes(sh.Offset, sh.Length)
+		if err != nil {
+			return nil, fmt.Errorf("detect: %w: image %d: %v", ErrSharedImages, sh.Index, err)
+		}
+		images[sh.Index] = b
+	}
+	return images, nil
 }
 
 func (s *server) Unload(ctx context.Context, req *pb.UnloadRequest) (*pb.UnloadResponse, error) {

@@ -153,15 +153,20 @@ func (x *Device) GetUuid() string {
 }
 
 type InfoResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Version       string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
-	ApiVersions   []string               `protobuf:"bytes,3,rep,name=api_versions,json=apiVersions,proto3" json:"api_versions,omitempty"`
-	Devices       []*Device              `protobuf:"bytes,4,rep,name=devices,proto3" json:"devices,omitempty"`
-	Formats       []string               `protobuf:"bytes,5,rep,name=formats,proto3" json:"formats,omitempty"`
-	Providers     []string               `protobuf:"bytes,6,rep,name=providers,proto3" json:"providers,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Name        string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Version     string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	ApiVersions []string               `protobuf:"bytes,3,rep,name=api_versions,json=apiVersions,proto3" json:"api_versions,omitempty"`
+	Devices     []*Device              `protobuf:"bytes,4,rep,name=devices,proto3" json:"devices,omitempty"`
+	Formats     []string               `protobuf:"bytes,5,rep,name=formats,proto3" json:"formats,omitempty"`
+	Providers   []string               `protobuf:"bytes,6,rep,name=providers,proto3" json:"providers,omitempty"`
+	// shared_images_id is the ID of the daemon's shared image region
+	// (sdk/shmem) when the plugin mapped it read-only at start; empty when it
+	// did not. The daemon sends SharedImage references only to a plugin that
+	// reports the ID of its own region.
+	SharedImagesId string `protobuf:"bytes,7,opt,name=shared_images_id,json=sharedImagesId,proto3" json:"shared_images_id,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *InfoResponse) Reset() {
@@ -234,6 +239,13 @@ func (x *InfoResponse) GetProviders() []string {
 		return x.Providers
 	}
 	return nil
+}
+
+func (x *InfoResponse) GetSharedImagesId() string {
+	if x != nil {
+		return x.SharedImagesId
+	}
+	return ""
 }
 
 type LoadChunk struct {
@@ -459,10 +471,14 @@ func (x *DetectParams) GetMaxPixels() int64 {
 }
 
 type DetectRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Handle        string                 `protobuf:"bytes,1,opt,name=handle,proto3" json:"handle,omitempty"`
-	Images        [][]byte               `protobuf:"bytes,2,rep,name=images,proto3" json:"images,omitempty"`
-	Params        *DetectParams          `protobuf:"bytes,3,opt,name=params,proto3" json:"params,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Handle string                 `protobuf:"bytes,1,opt,name=handle,proto3" json:"handle,omitempty"`
+	// images are the encoded images in order; an image sent by reference
+	// (shared) is empty here.
+	Images [][]byte      `protobuf:"bytes,2,rep,name=images,proto3" json:"images,omitempty"`
+	Params *DetectParams `protobuf:"bytes,3,opt,name=params,proto3" json:"params,omitempty"`
+	// shared are the images whose bytes lie in the shared image region.
+	Shared        []*SharedImage `protobuf:"bytes,4,rep,name=shared,proto3" json:"shared,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -518,6 +534,75 @@ func (x *DetectRequest) GetParams() *DetectParams {
 	return nil
 }
 
+func (x *DetectRequest) GetShared() []*SharedImage {
+	if x != nil {
+		return x.Shared
+	}
+	return nil
+}
+
+// SharedImage is an image in the shared image region: images[index] of
+// the request is the length bytes at offset.
+type SharedImage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Index         uint32                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	Offset        uint64                 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	Length        uint64                 `protobuf:"varint,3,opt,name=length,proto3" json:"length,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SharedImage) Reset() {
+	*x = SharedImage{}
+	mi := &file_sdk_backend_proto_backend_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SharedImage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SharedImage) ProtoMessage() {}
+
+func (x *SharedImage) ProtoReflect() protoreflect.Message {
+	mi := &file_sdk_backend_proto_backend_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SharedImage.ProtoReflect.Descriptor instead.
+func (*SharedImage) Descriptor() ([]byte, []int) {
+	return file_sdk_backend_proto_backend_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *SharedImage) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *SharedImage) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *SharedImage) GetLength() uint64 {
+	if x != nil {
+		return x.Length
+	}
+	return 0
+}
+
 type Detection struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ClassId       int32                  `protobuf:"varint,1,opt,name=class_id,json=classId,proto3" json:"class_id,omitempty"`
@@ -532,7 +617,7 @@ type Detection struct {
 
 func (x *Detection) Reset() {
 	*x = Detection{}
-	mi := &file_sdk_backend_proto_backend_proto_msgTypes[7]
+	mi := &file_sdk_backend_proto_backend_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -544,7 +629,7 @@ func (x *Detection) String() string {
 func (*Detection) ProtoMessage() {}
 
 func (x *Detection) ProtoReflect() protoreflect.Message {
-	mi := &file_sdk_backend_proto_backend_proto_msgTypes[7]
+	mi := &file_sdk_backend_proto_backend_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -557,7 +642,7 @@ func (x *Detection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Detection.ProtoReflect.Descriptor instead.
 func (*Detection) Descriptor() ([]byte, []int) {
-	return file_sdk_backend_proto_backend_proto_rawDescGZIP(), []int{7}
+	return file_sdk_backend_proto_backend_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Detection) GetClassId() int32 {
@@ -615,7 +700,7 @@ type Timings struct {
 
 func (x *Timings) Reset() {
 	*x = Timings{}
-	mi := &file_sdk_backend_proto_backend_proto_msgTypes[8]
+	mi := &file_sdk_backend_proto_backend_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -627,7 +712,7 @@ func (x *Timings) String() string {
 func (*Timings) ProtoMessage() {}
 
 func (x *Timings) ProtoReflect() protoreflect.Message {
-	mi := &file_sdk_backend_proto_backend_proto_msgTypes[8]
+	mi := &file_sdk_backend_proto_backend_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -640,7 +725,7 @@ func (x *Timings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Timings.ProtoReflect.Descriptor instead.
 func (*Timings) Descriptor() ([]byte, []int) {
-	return file_sdk_backend_proto_backend_proto_rawDescGZIP(), []int{8}
+	return file_sdk_backend_proto_backend_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Timings) GetQueueNs() int64 {
@@ -688,7 +773,7 @@ type ImageError struct {
 
 func (x *ImageError) Reset() {
 	*x = ImageError{}
-	mi := &file_sdk_backend_proto_backend_proto_msgTypes[9]
+	mi := &file_sdk_backend_proto_backend_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -700,7 +785,7 @@ func (x *ImageError) String() string {
 func (*ImageError) ProtoMessage() {}
 
 func (x *ImageError) ProtoReflect() protoreflect.Message {
-	mi := &file_sdk_backend_proto_backend_proto_msgTypes[9]
+	mi := &file_sdk_backend_proto_backend_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -713,7 +798,7 @@ func (x *ImageError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageError.ProtoReflect.Descriptor instead.
 func (*ImageError) Descriptor() ([]byte, []int) {
-	return file_sdk_backend_proto_backend_proto_rawDescGZIP(), []int{9}
+	return file_sdk_backend_proto_backend_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ImageError) GetCode() string {
@@ -744,7 +829,7 @@ type ImageResult struct {
 
 func (x *ImageResult) Reset() {
 	*x = ImageResult{}
-	mi := &file_sdk_backend_proto_backend_proto_msgTypes[10]
+	mi := &file_sdk_backend_proto_backend_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -756,7 +841,7 @@ func (x *ImageResult) String() string {
 func (*ImageResult) ProtoMessage() {}
 
 func (x *ImageResult) ProtoReflect() protoreflect.Message {
-	mi := &file_sdk_backend_proto_backend_proto_msgTypes[10]
+	mi := &file_sdk_backend_proto_backend_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -769,7 +854,7 @@ func (x *ImageResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageResult.ProtoReflect.Descriptor instead.
 func (*ImageResult) Descriptor() ([]byte, []int) {
-	return file_sdk_backend_proto_backend_proto_rawDescGZIP(), []int{10}
+	return file_sdk_backend_proto_backend_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ImageResult) GetWidth() int32 {
@@ -823,7 +908,7 @@ type DetectResponse struct {
 
 func (x *DetectResponse) Reset() {
 	*x = DetectResponse{}
-	mi := &file_sdk_backend_proto_backend_proto_msgTypes[11]
+	mi := &file_sdk_backend_proto_backend_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -835,7 +920,7 @@ func (x *DetectResponse) String() string {
 func (*DetectResponse) ProtoMessage() {}
 
 func (x *DetectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sdk_backend_proto_backend_proto_msgTypes[11]
+	mi := &file_sdk_backend_proto_backend_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -848,7 +933,7 @@ func (x *DetectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DetectResponse.ProtoReflect.Descriptor instead.
 func (*DetectResponse) Descriptor() ([]byte, []int) {
-	return file_sdk_backend_proto_backend_proto_rawDescGZIP(), []int{11}
+	return file_sdk_backend_proto_backend_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DetectResponse) GetResults() []*ImageResult {
@@ -867,7 +952,7 @@ type UnloadRequest struct {
 
 func (x *UnloadRequest) Reset() {
 	*x = UnloadRequest{}
-	mi := &file_sdk_backend_proto_backend_proto_msgTypes[12]
+	mi := &file_sdk_backend_proto_backend_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -879,7 +964,7 @@ func (x *UnloadRequest) String() string {
 func (*UnloadRequest) ProtoMessage() {}
 
 func (x *UnloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sdk_backend_proto_backend_proto_msgTypes[12]
+	mi := &file_sdk_backend_proto_backend_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -892,7 +977,7 @@ func (x *UnloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnloadRequest.ProtoReflect.Descriptor instead.
 func (*UnloadRequest) Descriptor() ([]byte, []int) {
-	return file_sdk_backend_proto_backend_proto_rawDescGZIP(), []int{12}
+	return file_sdk_backend_proto_backend_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *UnloadRequest) GetHandle() string {
@@ -910,7 +995,7 @@ type UnloadResponse struct {
 
 func (x *UnloadResponse) Reset() {
 	*x = UnloadResponse{}
-	mi := &file_sdk_backend_proto_backend_proto_msgTypes[13]
+	mi := &file_sdk_backend_proto_backend_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -922,7 +1007,7 @@ func (x *UnloadResponse) String() string {
 func (*UnloadResponse) ProtoMessage() {}
 
 func (x *UnloadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sdk_backend_proto_backend_proto_msgTypes[13]
+	mi := &file_sdk_backend_proto_backend_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -935,7 +1020,7 @@ func (x *UnloadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnloadResponse.ProtoReflect.Descriptor instead.
 func (*UnloadResponse) Descriptor() ([]byte, []int) {
-	return file_sdk_backend_proto_backend_proto_rawDescGZIP(), []int{13}
+	return file_sdk_backend_proto_backend_proto_rawDescGZIP(), []int{14}
 }
 
 type HealthRequest struct {
@@ -946,7 +1031,7 @@ type HealthRequest struct {
 
 func (x *HealthRequest) Reset() {
 	*x = HealthRequest{}
-	mi := &file_sdk_backend_proto_backend_proto_msgTypes[14]
+	mi := &file_sdk_backend_proto_backend_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -958,7 +1043,7 @@ func (x *HealthRequest) String() string {
 func (*HealthRequest) ProtoMessage() {}
 
 func (x *HealthRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sdk_backend_proto_backend_proto_msgTypes[14]
+	mi := &file_sdk_backend_proto_backend_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -971,7 +1056,7 @@ func (x *HealthRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthRequest.ProtoReflect.Descriptor instead.
 func (*HealthRequest) Descriptor() ([]byte, []int) {
-	return file_sdk_backend_proto_backend_proto_rawDescGZIP(), []int{14}
+	return file_sdk_backend_proto_backend_proto_rawDescGZIP(), []int{15}
 }
 
 type HealthResponse struct {
@@ -982,7 +1067,7 @@ type HealthResponse struct {
 
 func (x *HealthResponse) Reset() {
 	*x = HealthResponse{}
-	mi := &file_sdk_backend_proto_backend_proto_msgTypes[15]
+	mi := &file_sdk_backend_proto_backend_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -994,7 +1079,7 @@ func (x *HealthResponse) String() string {
 func (*HealthResponse) ProtoMessage() {}
 
 func (x *HealthResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sdk_backend_proto_backend_proto_msgTypes[15]
+	mi := &file_sdk_backend_proto_backend_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1007,7 +1092,7 @@ func (x *HealthResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthResponse.ProtoReflect.Descriptor instead.
 func (*HealthResponse) Descriptor() ([]byte, []int) {
-	return file_sdk_backend_proto_backend_proto_rawDescGZIP(), []int{15}
+	return file_sdk_backend_proto_backend_proto_rawDescGZIP(), []int{16}
 }
 
 type StatsRequest struct {
@@ -1018,7 +1103,7 @@ type StatsRequest struct {
 
 func (x *StatsRequest) Reset() {
 	*x = StatsRequest{}
-	mi := &file_sdk_backend_proto_backend_proto_msgTypes[16]
+	mi := &file_sdk_backend_proto_backend_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1030,7 +1115,7 @@ func (x *StatsRequest) String() string {
 func (*StatsRequest) ProtoMessage() {}
 
 func (x *StatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sdk_backend_proto_backend_proto_msgTypes[16]
+	mi := &file_sdk_backend_proto_backend_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1043,7 +1128,7 @@ func (x *StatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsRequest.ProtoReflect.Descriptor instead.
 func (*StatsRequest) Descriptor() ([]byte, []int) {
-	return file_sdk_backend_proto_backend_proto_rawDescGZIP(), []int{16}
+	return file_sdk_backend_proto_backend_proto_rawDescGZIP(), []int{17}
 }
 
 type ModelStats struct {
@@ -1061,7 +1146,7 @@ type ModelStats struct {
 
 func (x *ModelStats) Reset() {
 	*x = ModelStats{}
-	mi := &file_sdk_backend_proto_backend_proto_msgTypes[17]
+	mi := &file_sdk_backend_proto_backend_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1073,7 +1158,7 @@ func (x *ModelStats) String() string {
 func (*ModelStats) ProtoMessage() {}
 
 func (x *ModelStats) ProtoReflect() protoreflect.Message {
-	mi := &file_sdk_backend_proto_backend_proto_msgTypes[17]
+	mi := &file_sdk_backend_proto_backend_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1086,7 +1171,7 @@ func (x *ModelStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelStats.ProtoReflect.Descriptor instead.
 func (*ModelStats) Descriptor() ([]byte, []int) {
-	return file_sdk_backend_proto_backend_proto_rawDescGZIP(), []int{17}
+	return file_sdk_backend_proto_backend_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ModelStats) GetHandle() string {
@@ -1149,7 +1234,7 @@ type StatsResponse struct {
 
 func (x *StatsResponse) Reset() {
 	*x = StatsResponse{}
-	mi := &file_sdk_backend_proto_backend_proto_msgTypes[18]
+	mi := &file_sdk_backend_proto_backend_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1161,7 +1246,7 @@ func (x *StatsResponse) String() string {
 func (*StatsResponse) ProtoMessage() {}
 
 func (x *StatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sdk_backend_proto_backend_proto_msgTypes[18]
+	mi := &file_sdk_backend_proto_backend_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1174,7 +1259,7 @@ func (x *StatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
 func (*StatsResponse) Descriptor() ([]byte, []int) {
-	return file_sdk_backend_proto_backend_proto_rawDescGZIP(), []int{18}
+	return file_sdk_backend_proto_backend_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *StatsResponse) GetModels() []*ModelStats {
@@ -1212,7 +1297,7 @@ type DetectVideoRequest struct {
 
 func (x *DetectVideoRequest) Reset() {
 	*x = DetectVideoRequest{}
-	mi := &file_sdk_backend_proto_backend_proto_msgTypes[19]
+	mi := &file_sdk_backend_proto_backend_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1224,7 +1309,7 @@ func (x *DetectVideoRequest) String() string {
 func (*DetectVideoRequest) ProtoMessage() {}
 
 func (x *DetectVideoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sdk_backend_proto_backend_proto_msgTypes[19]
+	mi := &file_sdk_backend_proto_backend_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1237,7 +1322,7 @@ func (x *DetectVideoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DetectVideoRequest.ProtoReflect.Descriptor instead.
 func (*DetectVideoRequest) Descriptor() ([]byte, []int) {
-	return file_sdk_backend_proto_backend_proto_rawDescGZIP(), []int{19}
+	return file_sdk_backend_proto_backend_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DetectVideoRequest) GetHandle() string {
@@ -1335,7 +1420,7 @@ type VideoInfo struct {
 
 func (x *VideoInfo) Reset() {
 	*x = VideoInfo{}
-	mi := &file_sdk_backend_proto_backend_proto_msgTypes[20]
+	mi := &file_sdk_backend_proto_backend_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1347,7 +1432,7 @@ func (x *VideoInfo) String() string {
 func (*VideoInfo) ProtoMessage() {}
 
 func (x *VideoInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_sdk_backend_proto_backend_proto_msgTypes[20]
+	mi := &file_sdk_backend_proto_backend_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1360,7 +1445,7 @@ func (x *VideoInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VideoInfo.ProtoReflect.Descriptor instead.
 func (*VideoInfo) Descriptor() ([]byte, []int) {
-	return file_sdk_backend_proto_backend_proto_rawDescGZIP(), []int{20}
+	return file_sdk_backend_proto_backend_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *VideoInfo) GetWidth() int32 {
@@ -1445,7 +1530,7 @@ type FrameResult struct {
 
 func (x *FrameResult) Reset() {
 	*x = FrameResult{}
-	mi := &file_sdk_backend_proto_backend_proto_msgTypes[21]
+	mi := &file_sdk_backend_proto_backend_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1457,7 +1542,7 @@ func (x *FrameResult) String() string {
 func (*FrameResult) ProtoMessage() {}
 
 func (x *FrameResult) ProtoReflect() protoreflect.Message {
-	mi := &file_sdk_backend_proto_backend_proto_msgTypes[21]
+	mi := &file_sdk_backend_proto_backend_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1470,7 +1555,7 @@ func (x *FrameResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FrameResult.ProtoReflect.Descriptor instead.
 func (*FrameResult) Descriptor() ([]byte, []int) {
-	return file_sdk_backend_proto_backend_proto_rawDescGZIP(), []int{21}
+	return file_sdk_backend_proto_backend_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *FrameResult) GetFrame() int64 {
@@ -1512,7 +1597,7 @@ type VideoProgress struct {
 
 func (x *VideoProgress) Reset() {
 	*x = VideoProgress{}
-	mi := &file_sdk_backend_proto_backend_proto_msgTypes[22]
+	mi := &file_sdk_backend_proto_backend_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1524,7 +1609,7 @@ func (x *VideoProgress) String() string {
 func (*VideoProgress) ProtoMessage() {}
 
 func (x *VideoProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_sdk_backend_proto_backend_proto_msgTypes[22]
+	mi := &file_sdk_backend_proto_backend_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1537,7 +1622,7 @@ func (x *VideoProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VideoProgress.ProtoReflect.Descriptor instead.
 func (*VideoProgress) Descriptor() ([]byte, []int) {
-	return file_sdk_backend_proto_backend_proto_rawDescGZIP(), []int{22}
+	return file_sdk_backend_proto_backend_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *VideoProgress) GetDecoded() int64 {
@@ -1579,7 +1664,7 @@ type VideoSummary struct {
 
 func (x *VideoSummary) Reset() {
 	*x = VideoSummary{}
-	mi := &file_sdk_backend_proto_backend_proto_msgTypes[23]
+	mi := &file_sdk_backend_proto_backend_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1591,7 +1676,7 @@ func (x *VideoSummary) String() string {
 func (*VideoSummary) ProtoMessage() {}
 
 func (x *VideoSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_sdk_backend_proto_backend_proto_msgTypes[23]
+	mi := &file_sdk_backend_proto_backend_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1604,7 +1689,7 @@ func (x *VideoSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VideoSummary.ProtoReflect.Descriptor instead.
 func (*VideoSummary) Descriptor() ([]byte, []int) {
-	return file_sdk_backend_proto_backend_proto_rawDescGZIP(), []int{23}
+	return file_sdk_backend_proto_backend_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *VideoSummary) GetDecoded() int64 {
@@ -1692,7 +1777,7 @@ type VideoEvent struct {
 
 func (x *VideoEvent) Reset() {
 	*x = VideoEvent{}
-	mi := &file_sdk_backend_proto_backend_proto_msgTypes[24]
+	mi := &file_sdk_backend_proto_backend_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1704,7 +1789,7 @@ func (x *VideoEvent) String() string {
 func (*VideoEvent) ProtoMessage() {}
 
 func (x *VideoEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_sdk_backend_proto_backend_proto_msgTypes[24]
+	mi := &file_sdk_backend_proto_backend_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1717,7 +1802,7 @@ func (x *VideoEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VideoEvent.ProtoReflect.Descriptor instead.
 func (*VideoEvent) Descriptor() ([]byte, []int) {
-	return file_sdk_backend_proto_backend_proto_rawDescGZIP(), []int{24}
+	return file_sdk_backend_proto_backend_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *VideoEvent) GetEvent() isVideoEvent_Event {
@@ -1805,14 +1890,15 @@ const file_sdk_backend_proto_backend_proto_rawDesc = "" +
 	"\vmemory_free\x18\x05 \x01(\x04R\n" +
 	"memoryFree\x12\x18\n" +
 	"\acompute\x18\x06 \x01(\tR\acompute\x12\x12\n" +
-	"\x04uuid\x18\a \x01(\tR\x04uuid\"\xcc\x01\n" +
+	"\x04uuid\x18\a \x01(\tR\x04uuid\"\xf6\x01\n" +
 	"\fInfoResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12!\n" +
 	"\fapi_versions\x18\x03 \x03(\tR\vapiVersions\x123\n" +
 	"\adevices\x18\x04 \x03(\v2\x19.azaion.backend.v1.DeviceR\adevices\x12\x18\n" +
 	"\aformats\x18\x05 \x03(\tR\aformats\x12\x1c\n" +
-	"\tproviders\x18\x06 \x03(\tR\tproviders\"g\n" +
+	"\tproviders\x18\x06 \x03(\tR\tproviders\x12(\n" +
+	"\x10shared_images_id\x18\a \x01(\tR\x0esharedImagesId\"g\n" +
 	"\tLoadChunk\x12'\n" +
 	"\x0fdescriptor_json\x18\x01 \x01(\fR\x0edescriptorJson\x12\x1d\n" +
 	"\n" +
@@ -1831,11 +1917,16 @@ const file_sdk_backend_proto_backend_proto_rawDesc = "" +
 	"\amax_det\x18\x03 \x01(\x05R\x06maxDet\x12\x18\n" +
 	"\aclasses\x18\x04 \x03(\x05R\aclasses\x12\x1d\n" +
 	"\n" +
-	"max_pixels\x18\x05 \x01(\x03R\tmaxPixels\"x\n" +
+	"max_pixels\x18\x05 \x01(\x03R\tmaxPixels\"\xb0\x01\n" +
 	"\rDetectRequest\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\tR\x06handle\x12\x16\n" +
 	"\x06images\x18\x02 \x03(\fR\x06images\x127\n" +
-	"\x06params\x18\x03 \x01(\v2\x1f.azaion.backend.v1.DetectParamsR\x06params\"|\n" +
+	"\x06params\x18\x03 \x01(\v2\x1f.azaion.backend.v1.DetectParamsR\x06params\x126\n" +
+	"\x06shared\x18\x04 \x03(\v2\x1e.azaion.backend.v1.SharedImageR\x06shared\"S\n" +
+	"\vSharedImage\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\rR\x05index\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x04R\x06offset\x12\x16\n" +
+	"\x06length\x18\x03 \x01(\x04R\x06length\"|\n" +
 	"\tDetection\x12\x19\n" +
 	"\bclass_id\x18\x01 \x01(\x05R\aclassId\x12\x14\n" +
 	"\x05score\x18\x02 \x01(\x02R\x05score\x12\x0e\n" +
@@ -1961,7 +2052,7 @@ func file_sdk_backend_proto_backend_proto_rawDescGZIP() []byte {
 	return file_sdk_backend_proto_backend_proto_rawDescData
 }
 
-var file_sdk_backend_proto_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_sdk_backend_proto_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_sdk_backend_proto_backend_proto_goTypes = []any{
 	(*InfoRequest)(nil),        // 0: azaion.backend.v1.InfoRequest
 	(*Device)(nil),             // 1: azaion.backend.v1.Device
@@ -1970,59 +2061,61 @@ var file_sdk_backend_proto_backend_proto_goTypes = []any{
 	(*LoadResponse)(nil),       // 4: azaion.backend.v1.LoadResponse
 	(*DetectParams)(nil),       // 5: azaion.backend.v1.DetectParams
 	(*DetectRequest)(nil),      // 6: azaion.backend.v1.DetectRequest
-	(*Detection)(nil),          // 7: azaion.backend.v1.Detection
-	(*Timings)(nil),            // 8: azaion.backend.v1.Timings
-	(*ImageError)(nil),         // 9: azaion.backend.v1.ImageError
-	(*ImageResult)(nil),        // 10: azaion.backend.v1.ImageResult
-	(*DetectResponse)(nil),     // 11: azaion.backend.v1.DetectResponse
-	(*UnloadRequest)(nil),      // 12: azaion.backend.v1.UnloadRequest
-	(*UnloadResponse)(nil),     // 13: azaion.backend.v1.UnloadResponse
-	(*HealthRequest)(nil),      // 14: azaion.backend.v1.HealthRequest
-	(*HealthResponse)(nil),     // 15: azaion.backend.v1.HealthResponse
-	(*StatsRequest)(nil),       // 16: azaion.backend.v1.StatsRequest
-	(*ModelStats)(nil),         // 17: azaion.backend.v1.ModelStats
-	(*StatsResponse)(nil),      // 18: azaion.backend.v1.StatsResponse
-	(*DetectVideoRequest)(nil), // 19: azaion.backend.v1.DetectVideoRequest
-	(*VideoInfo)(nil),          // 20: azaion.backend.v1.VideoInfo
-	(*FrameResult)(nil),        // 21: azaion.backend.v1.FrameResult
-	(*VideoProgress)(nil),      // 22: azaion.backend.v1.VideoProgress
-	(*VideoSummary)(nil),       // 23: azaion.backend.v1.VideoSummary
-	(*VideoEvent)(nil),         // 24: azaion.backend.v1.VideoEvent
+	(*SharedImage)(nil),        // 7: azaion.backend.v1.SharedImage
+	(*Detection)(nil),          // 8: azaion.backend.v1.Detection
+	(*Timings)(nil),            // 9: azaion.backend.v1.Timings
+	(*ImageError)(nil),         // 10: azaion.backend.v1.ImageError
+	(*ImageResult)(nil),        // 11: azaion.backend.v1.ImageResult
+	(*DetectResponse)(nil),     // 12: azaion.backend.v1.DetectResponse
+	(*UnloadRequest)(nil),      // 13: azaion.backend.v1.UnloadRequest
+	(*UnloadResponse)(nil),     // 14: azaion.backend.v1.UnloadResponse
+	(*HealthRequest)(nil),      // 15: azaion.backend.v1.HealthRequest
+	(*HealthResponse)(nil),     // 16: azaion.backend.v1.HealthResponse
+	(*StatsRequest)(nil),       // 17: azaion.backend.v1.StatsRequest
+	(*ModelStats)(nil),         // 18: azaion.backend.v1.ModelStats
+	(*StatsResponse)(nil),      // 19: azaion.backend.v1.StatsResponse
+	(*DetectVideoRequest)(nil), // 20: azaion.backend.v1.DetectVideoRequest
+	(*VideoInfo)(nil),          // 21: azaion.backend.v1.VideoInfo
+	(*FrameResult)(nil),        // 22: azaion.backend.v1.FrameResult
+	(*VideoProgress)(nil),      // 23: azaion.backend.v1.VideoProgress
+	(*VideoSummary)(nil),       // 24: azaion.backend.v1.VideoSummary
+	(*VideoEvent)(nil),         // 25: azaion.backend.v1.VideoEvent
 }
 var file_sdk_backend_proto_backend_proto_depIdxs = []int32{
 	1,  // 0: azaion.backend.v1.InfoResponse.devices:type_name -> azaion.backend.v1.Device
 	5,  // 1: azaion.backend.v1.DetectRequest.params:type_name -> azaion.backend.v1.DetectParams
-	7,  // 2: azaion.backend.v1.ImageResult.detections:type_name -> azaion.backend.v1.Detection
-	8,  // 3: azaion.backend.v1.ImageResult.timings:type_name -> azaion.backend.v1.Timings
-	9,  // 4: azaion.backend.v1.ImageResult.error:type_name -> azaion.backend.v1.ImageError
-	10, // 5: azaion.backend.v1.DetectResponse.results:type_name -> azaion.backend.v1.ImageResult
-	17, // 6: azaion.backend.v1.StatsResponse.models:type_name -> azaion.backend.v1.ModelStats
-	5,  // 7: azaion.backend.v1.DetectVideoRequest.params:type_name -> azaion.backend.v1.DetectParams
-	10, // 8: azaion.backend.v1.FrameResult.result:type_name -> azaion.backend.v1.ImageResult
-	8,  // 9: azaion.backend.v1.VideoSummary.timings:type_name -> azaion.backend.v1.Timings
-	20, // 10: azaion.backend.v1.VideoEvent.info:type_name -> azaion.backend.v1.VideoInfo
-	21, // 11: azaion.backend.v1.VideoEvent.frame:type_name -> azaion.backend.v1.FrameResult
-	22, // 12: azaion.backend.v1.VideoEvent.progress:type_name -> azaion.backend.v1.VideoProgress
-	23, // 13: azaion.backend.v1.VideoEvent.summary:type_name -> azaion.backend.v1.VideoSummary
-	0,  // 14: azaion.backend.v1.Backend.Info:input_type -> azaion.backend.v1.InfoRequest
-	3,  // 15: azaion.backend.v1.Backend.Load:input_type -> azaion.backend.v1.LoadChunk
-	6,  // 16: azaion.backend.v1.Backend.Detect:input_type -> azaion.backend.v1.DetectRequest
-	12, // 17: azaion.backend.v1.Backend.Unload:input_type -> azaion.backend.v1.UnloadRequest
-	14, // 18: azaion.backend.v1.Backend.Health:input_type -> azaion.backend.v1.HealthRequest
-	16, // 19: azaion.backend.v1.Backend.Stats:input_type -> azaion.backend.v1.StatsRequest
-	19, // 20: azaion.backend.v1.Backend.DetectVideo:input_type -> azaion.backend.v1.DetectVideoRequest
-	2,  // 21: azaion.backend.v1.Backend.Info:output_type -> azaion.backend.v1.InfoResponse
-	4,  // 22: azaion.backend.v1.Backend.Load:output_type -> azaion.backend.v1.LoadResponse
-	11, // 23: azaion.backend.v1.Backend.Detect:output_type -> azaion.backend.v1.DetectResponse
-	13, // 24: azaion.backend.v1.Backend.Unload:output_type -> azaion.backend.v1.UnloadResponse
-	15, // 25: azaion.backend.v1.Backend.Health:output_type -> azaion.backend.v1.HealthResponse
-	18, // 26: azaion.backend.v1.Backend.Stats:output_type -> azaion.backend.v1.StatsResponse
-	24, // 27: azaion.backend.v1.Backend.DetectVideo:output_type -> azaion.backend.v1.VideoEvent
-	21, // [21:28] is the sub-list for method output_type
-	14, // [14:21] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	7,  // 2: azaion.backend.v1.DetectRequest.shared:type_name -> azaion.backend.v1.SharedImage
+	8,  // 3: azaion.backend.v1.ImageResult.detections:type_name -> azaion.backend.v1.Detection
+	9,  // 4: azaion.backend.v1.ImageResult.timings:type_name -> azaion.backend.v1.Timings
+	10, // 5: azaion.backend.v1.ImageResult.error:type_name -> azaion.backend.v1.ImageError
+	11, // 6: azaion.backend.v1.DetectResponse.results:type_name -> azaion.backend.v1.ImageResult
+	18, // 7: azaion.backend.v1.StatsResponse.models:type_name -> azaion.backend.v1.ModelStats
+	5,  // 8: azaion.backend.v1.DetectVideoRequest.params:type_name -> azaion.backend.v1.DetectParams
+	11, // 9: azaion.backend.v1.FrameResult.result:type_name -> azaion.backend.v1.ImageResult
+	9,  // 10: azaion.backend.v1.VideoSummary.timings:type_name -> azaion.backend.v1.Timings
+	21, // 11: azaion.backend.v1.VideoEvent.info:type_name -> azaion.backend.v1.VideoInfo
+	22, // 12: azaion.backend.v1.VideoEvent.frame:type_name -> azaion.backend.v1.FrameResult
+	23, // 13: azaion.backend.v1.VideoEvent.progress:type_name -> azaion.backend.v1.VideoProgress
+	24, // 14: azaion.backend.v1.VideoEvent.summary:type_name -> azaion.backend.v1.VideoSummary
+	0,  // 15: azaion.backend.v1.Backend.Info:input_type -> azaion.backend.v1.InfoRequest
+	3,  // 16: azaion.backend.v1.Backend.Load:input_type -> azaion.backend.v1.LoadChunk
+	6,  // 17: azaion.backend.v1.Backend.Detect:input_type -> azaion.backend.v1.DetectRequest
+	13, // 18: azaion.backend.v1.Backend.Unload:input_type -> azaion.backend.v1.UnloadRequest
+	15, // 19: azaion.backend.v1.Backend.Health:input_type -> azaion.backend.v1.HealthRequest
+	17, // 20: azaion.backend.v1.Backend.Stats:input_type -> azaion.backend.v1.StatsRequest
+	20, // 21: azaion.backend.v1.Backend.DetectVideo:input_type -> azaion.backend.v1.DetectVideoRequest
+	2,  // 22: azaion.backend.v1.Backend.Info:output_type -> azaion.backend.v1.InfoResponse
+	4,  // 23: azaion.backend.v1.Backend.Load:output_type -> azaion.backend.v1.LoadResponse
+	12, // 24: azaion.backend.v1.Backend.Detect:output_type -> azaion.backend.v1.DetectResponse
+	14, // 25: azaion.backend.v1.Backend.Unload:output_type -> azaion.backend.v1.UnloadResponse
+	16, // 26: azaion.backend.v1.Backend.Health:output_type -> azaion.backend.v1.HealthResponse
+	19, // 27: azaion.backend.v1.Backend.Stats:output_type -> azaion.backend.v1.StatsResponse
+	25, // 28: azaion.backend.v1.Backend.DetectVideo:output_type -> azaion.backend.v1.VideoEvent
+	22, // [22:29] is the sub-list for method output_type
+	15, // [15:22] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_sdk_backend_proto_backend_proto_init() }
@@ -2030,7 +2123,7 @@ func file_sdk_backend_proto_backend_proto_init() {
 	if File_sdk_backend_proto_backend_proto != nil {
 		return
 	}
-	file_sdk_backend_proto_backend_proto_msgTypes[24].OneofWrappers = []any{
+	file_sdk_backend_proto_backend_proto_msgTypes[25].OneofWrappers = []any{
 		(*VideoEvent_Info)(nil),
 		(*VideoEvent_Frame)(nil),
 		(*VideoEvent_Progress)(nil),
@@ -2042,7 +2135,7 @@ func file_sdk_backend_proto_backend_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sdk_backend_proto_backend_proto_rawDesc), len(file_sdk_backend_proto_backend_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   25,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
