@@ -122,6 +122,11 @@ type LimitsConfig struct {
 	// StuckTimeout kills and relaunches a plugin whose detections in
 	// flight make no progress for this long (0 disables).
 	StuckTimeout time.Duration `yaml:"stuck_timeout"`
+	// SharedImages is the size in bytes of the memory the daemon shares
+	// with its detection plugins: raw image bodies are read into it and the
+	// plugins read them there, with no copy over the plugin connection; a
+	// body that finds it full goes the usual way (0 disables).
+	SharedImages int64 `yaml:"shared_images"`
 }
 
 // ModelsConfig is the loading policy of every backend's models.
@@ -177,6 +182,7 @@ func Default() Config {
 			MaxUploads:         8,
 			PluginStartTimeout: 5 * time.Minute,
 			StuckTimeout:       time.Minute,
+			SharedImages:       64 << 20,
 		},
 		Models: ModelsConfig{LoadTimeout: 2 * time.Minute},
 		ONNX:   ONNXConfig{Enabled: &enabled, ONNX: pluginconfig.DefaultONNX()},
@@ -297,6 +303,7 @@ func (c *Config) Validate() error {
 		{c.Limits.BodyTimeout <= 0, "limits.body_timeout must be positive"},
 		{c.Limits.MaxUploads <= 0, "limits.max_uploads must be positive"},
 		{c.Limits.RequestTimeout <= 0, "limits.request_timeout must be positive"},
+		{c.Limits.SharedImages < 0 || c.Limits.SharedImages > 16<<30, "limits.shared_images must be from 0 to 17179869184 (16 GiB)"},
 	} {
 		if check.bad {
 			return errors.New("config: " + check.msg)

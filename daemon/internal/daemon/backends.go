@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -38,13 +39,20 @@ func (d *Daemon) addBackend(name string, cfg pluginconfig.Config) error {
 	if err != nil {
 		return fmt.Errorf("backend %s: %w", name, err)
 	}
+	envs := []string{env}
+	var extra []*os.File
+	if d.shared != nil { // the plugin maps it read-only (sdk/shmem.FromEnv)
+		extra = []*os.File{d.shared.Region().File()}
+		envs = append(envs, d.shared.Region().Env()...)
+	}
 	var p *pluginmgr.Plugin[backend.Backend]
 	p = pluginmgr.New(pluginmgr.Spec[backend.Backend]{
 		Name:         name,
 		Path:         filepath.Join(d.cfg.Paths.Plugins, "azaion-plugin-"+name),
-		Plugins:      backend.PluginSet(nil),
+		Plugins:      backend.ClientPluginSet(d.shared),
 		Dispense:     backend.PluginName,
-		Env:          []string{env},
+		Env:          envs,
+		ExtraFiles:   extra,
 		LogLevel:     d.cfg.Log.Level,
 		TempDir:      filepath.Join(d.cfg.Paths.State, "tmp", "plugin-"+name),
 		StartTimeout: d.cfg.Limits.PluginStartTimeout,

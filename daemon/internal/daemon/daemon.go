@@ -32,6 +32,7 @@ import (
 	"github.com/azaion/edge/daemon/internal/sched"
 	"github.com/azaion/edge/daemon/internal/streams"
 	"github.com/azaion/edge/sdk/api"
+	"github.com/azaion/edge/sdk/shmem"
 	"github.com/azaion/edge/sdk/trainer"
 )
 
@@ -48,6 +49,9 @@ type Daemon struct {
 	catalog  *catalog.Catalog
 	backends *backendSet
 	streams  *streams.Manager
+	// shared is the image memory shared with the detection plugins; nil
+	// when limits.shared_images is 0.
+	shared *shmem.Pool
 	// tasks are the subsystems' long-running functions, run by Run.
 	tasks []func(ctx context.Context)
 }
@@ -59,7 +63,13 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	d := &Daemon{cfg: cfg, log: log, reg: reg, backends: newBackendSet()}
+	d := &Daemon{cfg: cfg, log: log, reg: reg, backends: newBackendSet(), shared: newSharedImages(cfg, log, reg)}
+	built := false
+	defer func() {
+		if !built && d.shared != nil {
+			d.shared.Close()
+		}
+	}()
 	d.sched = sched.New(d.backends, sched.Options{
 		QueueSize:    cfg.Limits.QueueSize,
 		MaxQueueWait: cfg.Limits.MaxQueueWait,
@@ -115,6 +125,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		AllowedHosts:   cfg.HTTP.AllowedHosts,
 		AllowedOrigins: cfg.HTTP.AllowedOrigins,
 		ModelsHint:     d.catalog.Hint(),
+		Shared:         d.shared,
 		Video:          video,
 		Registry:       reg,
 		Log:            log.With("component", "api"),
@@ -156,6 +167,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 			}
 		})
 	}
+	built = true
 	return d, nil
 }
 
@@ -234,6 +246,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 	}
 	wg.Wait()
+	if d.shared != nil {
+		d.shared.Close() // unmapped once no request holds a slot
+	}
 	d.log.Info("stopped")
 	return err
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/azaion/edge/sdk/api"
 	"github.com/azaion/edge/sdk/backend"
 	"github.com/azaion/edge/sdk/imageheader"
+	"github.com/azaion/edge/sdk/shmem"
 	"github.com/azaion/edge/sdk/yolo"
 )
 
@@ -38,11 +39,16 @@ func (s *Server) handleDetect(w http.ResponseWriter, r *http.Request) {
 		fail(fmt.Errorf("%w: %d uploads are in progress; try again", errBusy, cap(s.uploads)))
 		return
 	}
-	img, err := readImage(w, r, s.opts.MaxBodyBytes, s.opts.BodyTimeout)
+	img, err := readImage(w, r, s.opts.MaxBodyBytes, s.opts.BodyTimeout, s.opts.Shared)
 	<-s.uploads
 	if err != nil {
 		fail(err)
 		return
+	}
+	if s.opts.Shared != nil {
+		// Once Detect has returned, the backend is done with the image, or
+		// (a failed call) the backend client holds its slot for a while.
+		defer s.opts.Shared.Free(img)
 	}
 	name := queryOrForm(r, "model")
 	model = s.metricsModel(name)
@@ -90,12 +96,13 @@ func (s *Server) handleDetect(w http.ResponseWriter, r *http.Request) {
 }
 
 // readImage returns the image bytes from a multipart field "image" or the
-// raw body, which must arrive within timeout.
-func readImage(w http.ResponseWriter, r *http.Request, limit int64, timeout time.Duration) ([]byte, error) {
+// raw body, which must arrive within timeout. A raw body of known length
+// is read into a slot of shared when it has one free (the caller frees it).
+func readImage(w http.ResponseWriter, r *http.Request, limit int64, timeout time.Duration, shared *shmem.Pool) ([]byte, error) {
 	if timeout > 0 {
 		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(timeout))
 	}
-	img, err := readBody(w, r, limit)
+	img, err := readBody(w, r, limit, shared)
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return nil, fmt.Errorf("%w: the request body did not arrive within %s", errBodyTimeout, timeout)
 	}
@@ -105,12 +112,22 @@ func readImage(w http.ResponseWriter, r *http.Request, limit int64, timeout time
 // readBody reads the image once into one buffer sized from the request (no
 // copy as it grows, none out of a parsed form): that buffer is what goes to
 // the backend.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+func readBody(w http.ResponseWriter, r *http.Request, limit int64, shared *shmem.Pool) ([]byte, error) {
 	r.Body = http.MaxBytesReader(w, r.Body, limit)
 	ct := r.Header.Get("Content-Type")
 	mt, _, _ := mime.ParseMediaType(ct)
 	if mt == "multipart/form-data" {
 		return readMultipartImage(r, limit)
+	}
+	if shared != nil && r.ContentLength > 0 && r.ContentLength <= limit {
+		if slot := shared.Alloc(int(r.ContentLength)); slot != nil {
+			// net/http ends a body with a Content-Length at that length.
+			if _, err := io.ReadFull(r.Body, slot); err != nil {
+				shared.Free(slot)
+				return nil, fmt.Errorf("%w: read body: %w", errBadRequest, err)
+			}
+			return slot, nil
+		}
 	}
 	b, err := readAll(r.Body, r.ContentLength, limit)
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+
+	"github.com/azaion/edge/sdk/shmem"
 )
 
 // TestReadImage: the image is read once into a buffer sized from the
@@ -17,7 +19,7 @@ import (
 func TestReadImage(t *testing.T) {
 	img := bytes.Repeat([]byte("0123456789abcdef"), 40_000) // 640 KB
 	read := func(req *http.Request, limit int64) ([]byte, error) {
-		return readImage(httptest.NewRecorder(), req, limit, 0)
+		return readImage(httptest.NewRecorder(), req, limit, 0, nil)
 	}
 	t.Run("raw body", func(t *testing.T) {
 		req := httptest.NewRequest("POST", "/v1/detect", bytes.NewReader(img))
@@ -69,4 +71,58 @@ func TestReadImage(t *testing.T) {
 			t.Errorf("buffer capacity %d for a %d-byte body: it grew", cap(b), size)
 		}
 	})
+}
+
+// TestReadImageShared: with a pool of shared image memory, a raw body of
+// known length is read into a slot of it; a chunked or multipart body, or
+// one that finds the pool full, goes to the heap; a short body frees its
+// slot.
+func TestReadImageShared(t *testing.T) {
+	region, err := shmem.Create(1 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer region.Close()
+	pool := shmem.NewPool(region)
+	img := bytes.Repeat([]byte("0123456789abcdef"), 40_000) // 640 KB
+	read := func(req *http.Request) ([]byte, error) {
+		return readImage(httptest.NewRecorder(), req, 1<<21, 0, pool)
+	}
+	raw := func() *http.Request {
+		req := httptest.NewRequest("POST", "/v1/detect", bytes.NewReader(img))
+		req.Header.Set("Content-Type", "image/jpeg")
+		return req
+	}
+	b, err := read(raw())
+	if err != nil || !bytes.Equal(b, img) {
+		t.Fatalf("raw body: %d bytes, %v", len(b), err)
+	}
+	if _, ok := region.Offset(b); !ok {
+		t.Fatal("a raw body of known length was not read into the shared region")
+	}
+	// The pool (1 MiB) has no room for a second 640 KB body: the heap.
+	b2, err := read(raw())
+	if err != nil || !bytes.Equal(b2, img) {
+		t.Fatalf("second raw body: %d bytes, %v", len(b2), err)
+	}
+	if _, ok := region.Offset(b2); ok || pool.Full.Load() != 1 {
+		t.Fatalf("a body that does not fit went to the region (full count %d)", pool.Full.Load())
+	}
+	pool.Free(b)
+	chunked := raw()
+	chunked.Body = io.NopCloser(io.MultiReader(bytes.NewReader(img[:1000]), bytes.NewReader(img[1000:])))
+	chunked.ContentLength = -1
+	if b, err := read(chunked); err != nil || !bytes.Equal(b, img) {
+		t.Fatalf("chunked: %v", err)
+	} else if _, ok := region.Offset(b); ok {
+		t.Fatal("a chunked body went to the region")
+	}
+	short := raw()
+	short.ContentLength = int64(len(img) + 10)
+	if _, err := read(short); !errors.Is(err, errBadRequest) {
+		t.Fatalf("short body: %v, want a bad request", err)
+	}
+	if pool.InUse() != 0 {
+		t.Fatalf("%d bytes still in use after a short body", pool.InUse())
+	}
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/azaion/edge/daemon/internal/respond"
 	"github.com/azaion/edge/daemon/internal/sched"
 	"github.com/azaion/edge/sdk/api"
+	"github.com/azaion/edge/sdk/shmem"
 )
 
 // Options configure a Server.
@@ -54,6 +55,10 @@ type Options struct {
 	AllowedOrigins []string
 	// ModelsHint is shown when no model is registered.
 	ModelsHint string
+	// Shared is the pool of shared image memory (sdk/shmem): a raw image
+	// body of known length is read straight into a slot of it, which goes
+	// to the backend plugin by reference; nil reads every body to the heap.
+	Shared *shmem.Pool
 	// Video configures POST /v1/detect/video; nil leaves it out.
 	Video *VideoOptions
 	// Registry is the Prometheus registry served at /metrics.

@@ -60,6 +60,9 @@ type Spec[T any] struct {
 	// Env is added to the plugin's environment (the daemon's is not passed
 	// on, except PATH, HOME, TMPDIR and LANG).
 	Env []string
+	// ExtraFiles are open files the plugin inherits as descriptors 3, 4 ...
+	// (exec.Cmd.ExtraFiles), on every launch: the shared image region.
+	ExtraFiles []*os.File
 	// OnStart runs after every (re)launch with the dispensed plugin, before
 	// the plugin is marked ready; the daemon reloads models here. An error
 	// kills the plugin and counts as a failed launch.
@@ -293,6 +296,7 @@ func (p *Plugin[T]) runOnce(ctx context.Context) (err error) {
 	}
 	cmd := exec.Command(p.spec.Path)
 	cmd.Env = append(baseEnv(), p.spec.Env...)
+	cmd.ExtraFiles = p.spec.ExtraFiles
 	tail := &stderrTail{}
 	if dir := p.spec.TempDir; dir != "" {
 		if err := os.RemoveAll(dir); err != nil {
