@@ -49,7 +49,11 @@ func (p *Pool) Region() *Region { return p.r }
 // Alloc returns a slot of n bytes (len n), or nil when no free span is
 // large enough or the pool is closed: the caller then uses the heap.
 func (p *Pool) Alloc(n int) []byte {
-	if n <= 0 || n > p.r.Size() {
+	if n <= 0 {
+		return nil
+	}
+	if n > p.r.Size() {
+		p.Full.Add(1)
 		return nil
 	}
 	size := (n + Align - 1) &^ (Align - 1)
