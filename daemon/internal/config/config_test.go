@@ -69,6 +69,7 @@ func TestLoadFile(t *testing.T) {
 		{"onnx:\n  providers: [cpu, opencl]\n", "onnx.providers"},
 		{"log:\n  level: loud\n", "log.level"},
 		{"limits:\n  queue_size: -1\n", "limits.queue_size"},
+		{"limits:\n  shared_images: -1\n", "limits.shared_images"},
 		{"socket:\n  mode: rw\n", "mode"},
 		{"http:\n  addr: 0.0.0.0:8470\n", "http.addr"},
 	}
