@@ -19,7 +19,9 @@ import (
 // plugin, at 1 and 4 concurrent clients. One op is one image. It reports
 // images/s, p50/p99 latency and the mean per-stage split (decode,
 // preprocess, queue, infer, post as the daemon reports them; transport is
-// the client-measured latency minus the daemon's total). bench/inference.sh
+// the client-measured latency minus the daemon's total; overhead is the
+// daemon's total minus those stages: reading the body, the hop to the
+// plugin and back, the JSON answer). bench/inference.sh
 // runs it beside plugins/onnx's BenchmarkModelOnly with the same plugin
 // configuration and prints the ratios.
 //
@@ -62,6 +64,7 @@ func BenchmarkHTTPDetect(b *testing.B) {
 				lat   []time.Duration
 				sum   api.TimingsMS
 				trans float64
+				hop   float64
 				batch int
 				next  atomic.Int64
 				wg    sync.WaitGroup
@@ -88,6 +91,7 @@ func BenchmarkHTTPDetect(b *testing.B) {
 						sum.Infer += t.Infer
 						sum.Postprocess += t.Postprocess
 						trans += api.MS(d) - t.Total
+						hop += t.Total - (t.Queue + t.Decode + t.Preprocess + t.Infer + t.Postprocess)
 						batch += res.BatchSize
 						mu.Unlock()
 					}
@@ -113,6 +117,7 @@ func BenchmarkHTTPDetect(b *testing.B) {
 			b.ReportMetric(sum.Infer/n, "infer_ms")
 			b.ReportMetric(sum.Postprocess/n, "post_ms")
 			b.ReportMetric(trans/n, "transport_ms")
+			b.ReportMetric(hop/n, "overhead_ms")
 			b.ReportMetric(float64(batch)/n, "batch")
 		})
 	}
