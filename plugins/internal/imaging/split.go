@@ -77,6 +77,7 @@ type splitStats struct {
 	Worker       bool  // a second thread took part
 	MCUs, Copied int64 // MCUs in the image and those the second thread decoded
 	Lagged       int64 // MCUs the calling thread decoded after the sync, the second thread being behind
+	Moves        int64 // times the second thread was moved ahead of the calling one
 	SyncBits     int64 // bits the second thread decoded before meeting the true stream, -1 never
 }
 
@@ -120,6 +121,6 @@ func decodeSplit(b []byte, w, h, num int, split float64, wait bool) (mat gocv.Ma
 		mat.Close()
 		return gocv.Mat{}, false, st
 	}
-	st = splitStats{Worker: cs.worker != 0, MCUs: int64(cs.mcus), Copied: int64(cs.copied), Lagged: int64(cs.lagged), SyncBits: int64(cs.sync_bits)}
+	st = splitStats{Worker: cs.worker != 0, MCUs: int64(cs.mcus), Copied: int64(cs.copied), Lagged: int64(cs.lagged), Moves: int64(cs.moves), SyncBits: int64(cs.sync_bits)}
 	return mat, true, st
 }

@@ -276,6 +276,7 @@ struct splitjpeg {
 	long long w, scan; // worker MCU of the current one once synced; scan position before
 	int32_t delta[4];
 	long long copied, lagged; // MCUs taken from the worker; decoded here after the sync (stats)
+	long long moves;          // relocations of the worker (stats)
 	long long seen;           // the last value of done read here
 	int bad;                  // the true stream is damaged
 
@@ -283,7 +284,13 @@ struct splitjpeg {
 	// cache line, so that neither thread's other fields bounce between cores.
 	_Alignas(64) atomic_llong done;
 	_Alignas(64) atomic_int stop;
-	char pad[60];
+	// A move the calling thread asks for when it caught up with the worker
+	// (see relocate): move is set once mvpos and mvm are written, cleared
+	// by the worker when it has moved.
+	_Alignas(64) atomic_int move;
+	uint64_t mvpos;
+	long long mvm;
+	char pad[44];
 };
 
 splitjpeg *splitjpeg_new(void) {
@@ -376,10 +383,17 @@ static void *worker(void *arg) {
 	int32_t pred[4] = {0, 0, 0, 0};
 	uint32_t coef[64];
 	size_t nc = 0;
-	long long j = 0;
-	while (j < s->wmax && pos < s->databits) {
+	long long j = 0, m0 = s->wm0;
+	while (j < s->wmax) {
 		if ((j & 15) == 0 && atomic_load_explicit(&s->stop, memory_order_relaxed)) break;
-		long long m = s->wm0 + j;
+		if (atomic_load_explicit(&s->move, memory_order_acquire)) {
+			pos = s->mvpos;
+			m0 = s->mvm - j;
+			pred[0] = pred[1] = pred[2] = pred[3] = 0;
+			atomic_store_explicit(&s->move, 0, memory_order_release);
+		}
+		long long m = m0 + j;
+		if (pos >= s->databits || (s->ri && m >= s->total)) break;
 		if (s->ri && m % s->ri == 0) {
 			pos = s->seg[m / s->ri] * 8;
 			pred[0] = pred[1] = pred[2] = pred[3] = 0;
@@ -423,7 +437,7 @@ static void *worker(void *arg) {
 		s->wcend[j] = (uint32_t)nc;
 		memcpy(pred, p, sizeof(p));
 		j++;
-		if ((j & 7) == 0) atomic_store_explicit(&s->done, j, memory_order_release);
+		if ((j & 3) == 0) atomic_store_explicit(&s->done, j, memory_order_release);
 	}
 	atomic_store_explicit(&s->done, j, memory_order_release);
 	return NULL;
@@ -495,6 +509,31 @@ static int take(splitjpeg *s, long long w, JBLOCKROW *blocks) {
 	return 1;
 }
 
+// relocate moves the worker, which the calling thread has caught up with,
+// to the middle of the data still to decode (to a restart interval's start
+// when there are restart markers), so that the two threads never decode the
+// same MCUs; the calling thread then looks for it there.
+static void relocate(splitjpeg *s) {
+	s->synced = 0;
+	if (atomic_load_explicit(&s->move, memory_order_acquire)) return; // the last move is not done yet
+	uint64_t left = s->databits - s->pos;
+	if (left < 64 * 1024) return; // not worth a thread's restart
+	uint64_t at = s->pos + left / 2;
+	long long m = 0;
+	if (s->ri) {
+		size_t k = (size_t)(s->mcu / s->ri) + 1;
+		while (k < s->nseg && s->seg[k] * 8 < at) k++;
+		if (k >= s->nseg) return;
+		at = s->seg[k] * 8;
+		m = (long long)k * s->ri;
+	}
+	s->mvpos = at;
+	s->mvm = m;
+	s->wbegin = at;
+	s->moves++;
+	atomic_store_explicit(&s->move, 1, memory_order_release);
+}
+
 // decode_mcu replaces libjpeg's Huffman decoder (see the top of the file).
 static boolean decode_mcu(j_decompress_ptr cinfo, JBLOCKROW *blocks) {
 	splitjpeg *s = cinfo->client_data;
@@ -508,6 +547,8 @@ static boolean decode_mcu(j_decompress_ptr cinfo, JBLOCKROW *blocks) {
 		long long w = s->w++;
 		if (take(s, w, blocks)) return TRUE;
 		s->lagged++;
+		s->scan = w;
+		relocate(s);
 		return own(cinfo, s, blocks);
 	}
 	if (s->useworker && s->pos >= s->wbegin) {
@@ -622,7 +663,8 @@ int splitjpeg_decode(splitjpeg *s, const unsigned char *buf, size_t len, int num
 	s->pos = 0;
 	memset(s->pred, 0, sizeof(s->pred));
 	memset(s->delta, 0, sizeof(s->delta));
-	s->mcu = s->w = s->scan = s->copied = s->lagged = s->seen = s->wsync = 0;
+	s->mcu = s->w = s->scan = s->copied = s->lagged = s->seen = s->wsync = s->moves = 0;
+	atomic_store(&s->move, 0);
 	s->synced = s->bad = 0;
 	s->wbegin = (uint64_t)(split * (double)s->datalen) * 8;
 	s->wm0 = 0;
@@ -634,12 +676,13 @@ int splitjpeg_decode(splitjpeg *s, const unsigned char *buf, size_t len, int num
 	atomic_store(&s->done, 0);
 	atomic_store(&s->stop, 0);
 	s->useworker = split > 0 && split < 1 && s->wbegin > 0 && s->wbegin < s->databits;
-	s->wmax = s->total - s->wm0;
+	s->wmax = s->total + s->total / 2 + 64; // room for MCUs decoded before a sync or a move
 	if (s->useworker) {
-		// At most every MCU after the start; on average a coefficient
-		// takes more than 4 bits.
+		// Every MCU after the start and some more (see wmax); on average a
+		// coefficient takes more than 4 bits, and the worker only ever
+		// decodes data after its first start.
 		size_t bits = (size_t)(s->databits - s->wbegin);
-		if (!room(s, (size_t)s->total, bits / 4 + 64 * MAXBLK) ||
+		if (!room(s, (size_t)s->wmax, bits / 4 + 64 * MAXBLK) ||
 		    pthread_create(&s->th, NULL, worker, s) != 0)
 			s->useworker = 0;
 		else
@@ -663,6 +706,7 @@ int splitjpeg_decode(splitjpeg *s, const unsigned char *buf, size_t len, int num
 		stats->mcus = s->total;
 		stats->copied = s->copied;
 		stats->lagged = s->lagged;
+		stats->moves = s->moves;
 		stats->sync_bits = s->synced ? s->wsync : -1;
 	}
 out:

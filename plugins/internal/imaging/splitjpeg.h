@@ -16,6 +16,7 @@ typedef struct {
 	long long mcus;   // MCUs in the image
 	long long copied; // MCUs taken from the second thread's decode
 	long long lagged; // MCUs the calling thread decoded after the sync, the second thread being behind
+	long long moves;  // times the second thread was moved ahead of the calling one
 	long long sync_bits; // bits the second thread decoded before it met the true stream
 } splitjpeg_stats;
 
