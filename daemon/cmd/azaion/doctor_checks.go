@@ -322,21 +322,12 @@ func modelSources(cfg *config.Config) ([]modelSource, []finding) {
 			continue
 		}
 		path := filepath.Join(cfg.Paths.Models, e.Name())
-		desc, err := model.ReadSidecar(path)
+		desc, err := catalog.LocalDescriptor(path, format)
 		if err != nil {
 			bad = append(bad, finding{"model " + model.NameFromFile(path), verdictFail, err.Error(), "fix or remove the sidecar .yaml"})
 			continue
 		}
-		if desc == nil {
-			desc = &model.Descriptor{}
-		}
-		if desc.Name == "" {
-			desc.Name = model.NameFromFile(path)
-		}
-		if desc.Format == "" {
-			desc.Format = format
-		}
-		srcs = append(srcs, modelSource{name: desc.Name, origin: path, desc: *desc,
+		srcs = append(srcs, modelSource{name: desc.Name, origin: path, desc: desc,
 			open: func(context.Context) ([]byte, error) { return os.ReadFile(path) }})
 	}
 	storeDir := distribution.StoreDir(cfg)

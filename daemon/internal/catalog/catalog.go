@@ -223,32 +223,21 @@ func (c *Catalog) scanLocal() (map[string]sched.Source, error) {
 	return out, nil
 }
 
-// localSource describes a plain model file: its sidecar descriptor when
-// there is one, else a name from the file name; the backend fills the rest
-// from the model itself.
+// localSource describes a plain model file (LocalDescriptor, validated).
 func (c *Catalog) localSource(path, format string) (sched.Source, error) {
-	desc, err := model.ReadSidecar(path)
+	desc, err := LocalDescriptor(path, format)
 	if err != nil {
 		return sched.Source{}, err
-	}
-	if desc == nil {
-		desc = &model.Descriptor{}
-	}
-	if desc.Name == "" {
-		desc.Name = model.NameFromFile(path)
-	}
-	if desc.Format == "" {
-		desc.Format = format
 	}
 	if err := desc.Validate(); err != nil {
 		return sched.Source{}, err
 	}
-	b, err := c.backendFor(*desc)
+	b, err := c.backendFor(desc)
 	if err != nil {
 		return sched.Source{}, err
 	}
 	return sched.Source{
-		Descriptor: *desc,
+		Descriptor: desc,
 		Backend:    b,
 		Origin:     "file:" + path,
 		Open:       func(context.Context) ([]byte, error) { return os.ReadFile(path) },
@@ -269,6 +258,27 @@ func (c *Catalog) latestStored() (map[string]modelstore.Manifest, error) {
 		out[m.Name] = m
 	}
 	return out, nil
+}
+
+// LocalDescriptor returns the descriptor a plain model file of the given
+// format (FormatForFile) is served with: its sidecar descriptor when there
+// is one, else a name from the file name; the backend fills the rest from
+// the model itself. It is not validated.
+func LocalDescriptor(path, format string) (model.Descriptor, error) {
+	desc, err := model.ReadSidecar(path)
+	if err != nil {
+		return model.Descriptor{}, err
+	}
+	if desc == nil {
+		desc = &model.Descriptor{}
+	}
+	if desc.Name == "" {
+		desc.Name = model.NameFromFile(path)
+	}
+	if desc.Format == "" {
+		desc.Format = format
+	}
+	return *desc, nil
 }
 
 // StoredDescriptor returns the descriptor a stored model is served with: the
