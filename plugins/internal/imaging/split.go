@@ -78,7 +78,6 @@ type splitStats struct {
 	MCUs, Copied int64 // MCUs in the image and those the second thread decoded
 	Lagged       int64 // MCUs the calling thread decoded after the sync, the second thread being behind
 	Moves        int64 // times the second thread was moved ahead of the calling one
-	SyncBits     int64 // bits the second thread decoded before meeting the true stream, -1 never
 }
 
 // decodeSplit is decodeTJ on two threads (splitjpeg.c): the pixels are the
@@ -116,11 +115,11 @@ func decodeSplit(b []byte, w, h, num int, split float64, wait bool) (mat gocv.Ma
 	// b and pix stay alive (pix is C memory) for the call; C keeps neither.
 	rc := C.splitjpeg_decode(s, (*C.uchar)(unsafe.Pointer(unsafe.SliceData(b))), C.size_t(len(b)), C.int(num),
 		(*C.uchar)(unsafe.Pointer(unsafe.SliceData(pix))), C.int(sw), C.int(mat.Step()), C.int(sh),
-		C.double(split), cbool(wait), &cs, nil, 0)
+		C.double(split), cbool(wait), &cs)
 	if rc != 0 {
 		mat.Close()
 		return gocv.Mat{}, false, st
 	}
-	st = splitStats{Worker: cs.worker != 0, MCUs: int64(cs.mcus), Copied: int64(cs.copied), Lagged: int64(cs.lagged), Moves: int64(cs.moves), SyncBits: int64(cs.sync_bits)}
+	st = splitStats{Worker: cs.worker != 0, MCUs: int64(cs.mcus), Copied: int64(cs.copied), Lagged: int64(cs.lagged), Moves: int64(cs.moves)}
 	return mat, true, st
 }

@@ -263,7 +263,6 @@ struct splitjpeg {
 	uint32_t *wcbeg, *wcend;
 	uint32_t *wcoef;
 	size_t mcucap, coefcap;
-	long long wsync; // bits decoded before the first MCU main took (stats)
 
 	// The calling thread's decode.
 	uint64_t pos;
@@ -278,7 +277,6 @@ struct splitjpeg {
 	long long copied, lagged; // MCUs taken from the worker; decoded here after the sync (stats)
 	long long moves;          // relocations of the worker (stats)
 	long long seen;           // the last value of done read here
-	int bad;                  // the true stream is damaged
 
 	// Written by the worker, read by the calling thread: each on its own
 	// cache line, so that neither thread's other fields bounce between cores.
@@ -290,7 +288,6 @@ struct splitjpeg {
 	_Alignas(64) atomic_int move;
 	uint64_t mvpos;
 	long long mvm;
-	char pad[44];
 };
 
 splitjpeg *splitjpeg_new(void) {
@@ -446,24 +443,15 @@ static void *worker(void *arg) {
 struct errmgr {
 	struct jpeg_error_mgr pub;
 	jmp_buf jb;
-	int notaken;
-	char msg[JMSG_LENGTH_MAX];
 };
 
-static void on_error(j_common_ptr c) {
-	struct errmgr *e = (struct errmgr *)c->err;
-	(*c->err->format_message)(c, e->msg);
-	longjmp(e->jb, 1);
-}
+// on_error and on_message (for a warning) turn what libjpeg would report
+// into "not taken": TurboJPEG then decodes the image and gives libjpeg's
+// answer for it.
+static void on_error(j_common_ptr c) { longjmp(((struct errmgr *)c->err)->jb, 1); }
 
-// on_message turns a warning into "not taken": TurboJPEG then decodes the
-// image and gives libjpeg's answer for it.
 static void on_message(j_common_ptr c, int level) {
-	struct errmgr *e = (struct errmgr *)c->err;
-	if (level < 0) {
-		e->notaken = 1;
-		longjmp(e->jb, 1);
-	}
+	if (level < 0) on_error(c);
 }
 
 // own decodes the current MCU from the data into blocks.
@@ -477,7 +465,6 @@ static boolean own(j_decompress_ptr cinfo, splitjpeg *s, JBLOCKROW *blocks) {
 		int n = block(&r, s->dc[b], s->ac[b], s->need[b], &d, coef);
 		s->pos = bitr_pos(&r, s->data);
 		if (n < 0 || s->pos > end) {
-			s->bad = 1;
 			ERREXIT(cinfo, JERR_BAD_HUFF_TABLE);
 		}
 		int ci = s->comp[b];
@@ -559,7 +546,6 @@ static boolean decode_mcu(j_decompress_ptr cinfo, JBLOCKROW *blocks) {
 			for (int c = 0; c < 4; c++) s->delta[c] = (int32_t)((uint32_t)s->pred[c] - (uint32_t)s->wpred[w * 4 + c]);
 			s->synced = 1;
 			s->w = w + 1;
-			s->wsync = (long long)(s->wstart[w] - s->wbegin);
 			take(s, w, blocks);
 			return TRUE;
 		}
@@ -609,7 +595,7 @@ static int room(splitjpeg *s, size_t n, size_t coefs) {
 }
 
 int splitjpeg_decode(splitjpeg *s, const unsigned char *buf, size_t len, int num, unsigned char *dst, int w,
-                     int pitch, int h, double split, int wait, splitjpeg_stats *stats, char *msg, int msglen) {
+                     int pitch, int h, double split, int wait, splitjpeg_stats *stats) {
 	struct jpeg_decompress_struct cinfo;
 	struct errmgr jerr;
 	volatile int started = 0;
@@ -619,11 +605,8 @@ int splitjpeg_decode(splitjpeg *s, const unsigned char *buf, size_t len, int num
 	cinfo.err = jpeg_std_error(&jerr.pub);
 	jerr.pub.error_exit = on_error;
 	jerr.pub.emit_message = on_message;
-	jerr.notaken = 0;
-	jerr.msg[0] = 0;
 	if (setjmp(jerr.jb)) {
-		rc = (jerr.notaken || s->bad) ? 1 : -1;
-		if (rc < 0 && msg && msglen > 0) snprintf(msg, (size_t)msglen, "%s", jerr.msg);
+		rc = 1;
 		goto out;
 	}
 	jpeg_create_decompress(&cinfo);
@@ -663,9 +646,9 @@ int splitjpeg_decode(splitjpeg *s, const unsigned char *buf, size_t len, int num
 	s->pos = 0;
 	memset(s->pred, 0, sizeof(s->pred));
 	memset(s->delta, 0, sizeof(s->delta));
-	s->mcu = s->w = s->scan = s->copied = s->lagged = s->seen = s->wsync = s->moves = 0;
+	s->mcu = s->w = s->scan = s->copied = s->lagged = s->seen = s->moves = 0;
 	atomic_store(&s->move, 0);
-	s->synced = s->bad = 0;
+	s->synced = 0;
 	s->wbegin = (uint64_t)(split * (double)s->datalen) * 8;
 	s->wm0 = 0;
 	if (s->ri) { // start at the interval nearest the split: no guessing
@@ -707,7 +690,6 @@ int splitjpeg_decode(splitjpeg *s, const unsigned char *buf, size_t len, int num
 		stats->copied = s->copied;
 		stats->lagged = s->lagged;
 		stats->moves = s->moves;
-		stats->sync_bits = s->synced ? s->wsync : -1;
 	}
 out:
 	if (started) {

@@ -17,7 +17,6 @@ typedef struct {
 	long long copied; // MCUs taken from the second thread's decode
 	long long lagged; // MCUs the calling thread decoded after the sync, the second thread being behind
 	long long moves;  // times the second thread was moved ahead of the calling one
-	long long sync_bits; // bits the second thread decoded before it met the true stream
 } splitjpeg_stats;
 
 splitjpeg *splitjpeg_new(void);
@@ -29,11 +28,10 @@ void splitjpeg_free(splitjpeg *s);
 // entropy-coded data the second thread starts. It returns 0 on success, 1
 // for an image it does not take (progressive, arithmetic coding, restart
 // markers out of sequence, 12-bit, CMYK, several scans, damaged data, any
-// libjpeg warning: decode it the usual way) and -1 on an error (msg says
-// which). With wait (tests), the second thread finishes its part before
-// the calling thread starts.
+// libjpeg error or warning: decode it the usual way). With wait (tests),
+// the second thread finishes its part before the calling thread starts.
 int splitjpeg_decode(splitjpeg *s, const unsigned char *buf, size_t len, int num, unsigned char *dst, int w,
-                     int pitch, int h, double split, int wait, splitjpeg_stats *stats, char *msg, int msglen);
+                     int pitch, int h, double split, int wait, splitjpeg_stats *stats);
 
 #ifdef __cplusplus
 }
