@@ -57,8 +57,11 @@ static const unsigned char natural[64] = {
 
 // htab is a Huffman table ready for decoding.
 typedef struct {
-	uint16_t look[1 << LOOK];  // (length << 8) | symbol for codes of up to LOOK bits, 0 otherwise
-	int16_t fast[1 << LOOK];   // AC: value << 8 | run << 4 | code+value length, when that fits in LOOK bits
+	// The codes of up to LOOK bits, indexed by the next LOOK bits, 0 for
+	// longer ones. DC: length << 8 | symbol. AC: run << 8 | value bits << 4
+	// | length (the symbol split, so that the decoding loop needs no
+	// second lookup).
+	uint16_t look[1 << LOOK];
 	int32_t maxcode[18];       // the largest code of each length, -1 when none
 	int32_t valoff[17];        // symbol index of a code of each length: code + valoff
 	uint8_t val[256];
@@ -107,14 +110,7 @@ static int build(htab *t, const JHUFF_TBL *src, int dc) {
 		uint32_t first = code[p] << (LOOK - l);
 		for (uint32_t i = 0; i < (1u << (LOOK - l)); i++) {
 			uint32_t idx = first + i;
-			t->look[idx] = (uint16_t)(l << 8 | t->val[p]);
-			if (dc) continue;
-			int run = t->val[p] >> 4, s = t->val[p] & 15;
-			if (s == 0 || l + s > LOOK) continue;
-			int v = (int)((idx >> (LOOK - l - s)) & ((1u << s) - 1));
-			if (v < (1 << (s - 1))) v -= (1 << s) - 1;
-			if (v < -128 || v > 127) continue;
-			t->fast[idx] = (int16_t)(v * 256 + run * 16 + l + s);
+			t->look[idx] = (uint16_t)(dc ? l << 8 | t->val[p] : (t->val[p] >> 4) << 9 | (t->val[p] & 15) << 5 | (l + (t->val[p] & 15)));
 		}
 	}
 	return 1;
@@ -172,47 +168,65 @@ static inline int symbol(const htab *t, uint64_t bits, int *len) {
 
 static inline int extend(uint32_t v, int s) { return v < (1u << (s - 1)) ? (int)v - (1 << s) + 1 : (int)v; }
 
-// block decodes one block from r: its DC difference and its nonzero AC
-// coefficients as value << 16 | natural index in coef (at most 63), those
-// whose bit is set in need (natural order; see needmask). It returns the
-// number of AC coefficients kept, -1 for an invalid block.
-static inline int block(bitr *r, const htab *dc, const htab *ac, uint64_t need, int *dcdiff, uint32_t *coef) {
+// block decodes one block from rp: its DC difference, and its nonzero AC
+// coefficients either into blk (natural order) or, when blk is NULL, as
+// value << 16 | natural index in coef (at most 63), only those whose bit
+// is set in need (natural order; see needmask). It returns the number of
+// AC coefficients kept in coef, -1 for an invalid block. Inlined, so that
+// each caller gets a loop without the other's branch.
+static inline __attribute__((always_inline)) int block(bitr *rp, const htab *dc, const htab *ac, uint64_t need,
+                                                        int *dcdiff, uint32_t *coef, JCOEF *blk) {
+	// A local copy: stores to coef could alias *rp, which would keep the
+	// reader in memory.
+	bitr rl = *rp, *r = &rl;
 	int len, n = 0;
 	refill(r);
 	int s = symbol(dc, r->acc, &len);
-	if (s < 0) return -1;
+	if (s < 0) goto bad;
 	*dcdiff = s ? extend((uint32_t)((r->acc << len) >> (64 - s)), s) : 0;
 	skip(r, (unsigned)(len + s));
 	for (int k = 1; k < 64;) {
 		refill(r);
 		uint64_t b = r->acc;
-		int f = ac->fast[b >> (64 - LOOK)];
-		if (f) {
-			k += (f >> 4) & 15;
-			if (k > 63) return -1;
-			skip(r, (unsigned)(f & 15));
-			if (need >> natural[k] & 1) coef[n++] = (uint32_t)(uint16_t)(int16_t)(f >> 8) << 16 | natural[k];
-			k++;
-			continue;
+		unsigned e = ac->look[b >> (64 - LOOK)], l, run;
+		if (e) {
+			s = (int)(e >> 5) & 15;
+			run = e >> 9;
+			skip(r, e & 31);
+			l = (e & 31) - (unsigned)s;
+		} else { // a code longer than LOOK bits
+			int rs = symbol(ac, b, &len);
+			if (rs < 0) goto bad;
+			l = (unsigned)len;
+			s = rs & 15;
+			run = (unsigned)rs >> 4;
+			skip(r, l + (unsigned)s);
 		}
-		int rs = symbol(ac, b, &len);
-		if (rs < 0) return -1;
-		int run = rs >> 4;
-		s = rs & 15;
-		if (s) {
-			k += run;
-			if (k > 63) return -1;
-			int v = extend((uint32_t)((b << len) >> (64 - s)), s);
-			skip(r, (unsigned)(len + s));
-			if (need >> natural[k] & 1) coef[n++] = (uint32_t)(uint16_t)(int16_t)v << 16 | natural[k];
-			k++;
-		} else {
-			skip(r, (unsigned)len);
+		if (!s) {
 			if (run != 15) break; // end of block
 			k += 16;
+			continue;
 		}
+		k += (int)run;
+		if (k > 63) goto bad;
+		// The s value bits follow the code; a leading 0 makes it negative
+		// (extend), here without a branch.
+		uint64_t t = b << l;
+		int v = (int)(t >> (64 - s)) - (int)(((uint32_t)(t >> 63) - 1) & ((1u << s) - 1));
+		unsigned z = natural[k];
+		if (blk) {
+			blk[z] = (JCOEF)v; // those the inverse DCT does not read do no harm
+		} else {
+			coef[n] = (uint32_t)(uint16_t)(int16_t)v << 16 | z; // kept when needed: no branch to mispredict
+			n += (int)(need >> z & 1);
+		}
+		k++;
 	}
+	*rp = rl;
 	return n;
+bad:
+	*rp = rl;
+	return -1;
 }
 
 // needmask returns the coefficients (bits in natural order) libjpeg's
@@ -257,6 +271,8 @@ struct splitjpeg {
 	// in wcoef[wcbeg[j]:wcend[j]] as value<<16 | block<<8 | index. done is
 	// the number of MCUs published.
 	uint64_t wbegin;
+	long long wmax; // MCUs the worker may decode
+	long long wm0;  // with restart markers, the MCU the worker starts at
 	uint64_t *wstart, *wend;
 	int32_t *wpred; // 4 per MCU
 	int32_t *wdc;
@@ -264,14 +280,14 @@ struct splitjpeg {
 	uint32_t *wcoef;
 	size_t mcucap, coefcap;
 
-	// The calling thread's decode.
-	uint64_t pos;
+	// The calling thread's decode: on cache lines of its own, which it
+	// writes at every MCU; the worker reads the fields above all the time
+	// (sharing a line with these made its every block a cache miss).
+	_Alignas(64) uint64_t pos;
 	int32_t pred[4];
 	long long mcu;
 	int synced, useworker;
 	pthread_t th;
-	long long wmax; // MCUs the worker may decode
-	long long wm0;  // with restart markers, the MCU the worker starts at
 	long long w, scan; // worker MCU of the current one once synced; scan position before
 	int32_t delta[4];
 	long long copied, lagged; // MCUs taken from the worker; decoded here after the sync (stats)
@@ -404,7 +420,7 @@ static void *worker(void *arg) {
 		bitr_at(&r, s->data, pos);
 		for (int b = 0; b < s->nblk; b++) {
 			int d;
-			int n = block(&r, s->dc[b], s->ac[b], s->need[b], &d, coef);
+			int n = block(&r, s->dc[b], s->ac[b], s->need[b], &d, coef, NULL);
 			if (n < 0) {
 				ok = 0;
 				break;
@@ -456,22 +472,20 @@ static void on_message(j_common_ptr c, int level) {
 
 // own decodes the current MCU from the data into blocks.
 static boolean own(j_decompress_ptr cinfo, splitjpeg *s, JBLOCKROW *blocks) {
-	uint32_t coef[64];
 	uint64_t end = limit(s, s->mcu - 1);
 	bitr r;
 	bitr_at(&r, s->data, s->pos);
 	for (int b = 0; b < s->nblk; b++) {
-		int d;
-		int n = block(&r, s->dc[b], s->ac[b], s->need[b], &d, coef);
+		int d = 0;
+		JCOEF *blk = blocks[b][0];
+		int n = block(&r, s->dc[b], s->ac[b], 0, &d, NULL, blk);
 		s->pos = bitr_pos(&r, s->data);
 		if (n < 0 || s->pos > end) {
 			ERREXIT(cinfo, JERR_BAD_HUFF_TABLE);
 		}
 		int ci = s->comp[b];
 		s->pred[ci] = (int32_t)((uint32_t)s->pred[ci] + (uint32_t)d);
-		JCOEF *blk = blocks[b][0];
 		blk[0] = (JCOEF)s->pred[ci];
-		for (int i = 0; i < n; i++) blk[coef[i] & 63] = (JCOEF)(int16_t)(coef[i] >> 16);
 	}
 	return TRUE;
 }
