@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Inference benchmark (issues 2 and 10): with the same model, threads and
 # batch as served, measures the ONNX Runtime session alone (model-only, batch
-# 1 and 4), the JPEG decode per image (OpenCV, TurboJPEG at full size and at
-# the scale the plugin picks, on one and on two threads), and detection end to
+# 1 and 4), the JPEG decode per image (OpenCV, the plugin's decoder at full
+# size and at the scale it picks, TurboJPEG at that scale, on one and on two
+# threads), and detection end to
 # end (JPEG over loopback HTTP to JSON, through the daemon and the real
 # plugin) at concurrency 1 and 4 for bus.jpg and for a 3840x2160 JPEG made by
 # upscaling it; then prints images/s, p50/p99 latency, the per-stage split
@@ -34,7 +35,7 @@ modelonly() {
   go test -run '^$' -bench 'ModelOnly' -benchtime "${n}x" ./plugins/onnx | tee "$tmp/model$1.txt" | grep '^Benchmark' || true
 }
 echo "decode: one image (cpu_ms: CPU time per image; single/parallel: one and two threads, wall_ms the latency)"
-go test -run '^$' -bench 'Decode/.*/(opencv|full|chosen|single|parallel|preprocess)' -benchtime "${n}x" ./plugins/internal/imaging |
+go test -run '^$' -bench 'Decode/.*/(opencv|full|chosen|turbojpeg|single|parallel|preprocess)' -benchtime "${n}x" ./plugins/internal/imaging |
   tee "$tmp/decode.txt" | grep '^Benchmark' || true
 for r in $(seq 1 "$rounds"); do
   echo "round $r: model-only (ONNX Runtime session alone, $model, $n runs per batch size)"
@@ -88,11 +89,11 @@ for r in range(rounds + 1):
                 m = e2e[r][img][c]
                 print(f'{f"  round {r + 1} end-to-end {img} concurrency {c[1]}":40} {m["images/s"]:9.2f} {m["p50_ms"]:8.1f} {m["p99_ms"]:8.1f}')
 
-print(f'\n{"decode per image":22} {"OpenCV":>8} {"full":>8} {"chosen scale":>14} {"+letterbox":>11}   {"1 thread":>16} {"2 threads":>16}')
+print(f'\n{"decode per image":22} {"OpenCV":>8} {"full":>8} {"chosen scale":>14} {"TurboJPEG":>10} {"+letterbox":>11}   {"1 thread":>16} {"2 threads":>16}')
 for img in ('bus', '4k'):
     g = lambda k, u: dec.get(f'{img}/{k}', {}).get(u, float('nan'))
     print(f'  {img + " (CPU ms)":20} {g("opencv", "cpu_ms"):8.2f} {g("full", "cpu_ms"):8.2f} {g("chosen", "cpu_ms"):8.2f} ({int(g("chosen", "scale_8ths"))}/8) '
-          f'{g("preprocess", "cpu_ms"):11.2f}   {g("single", "wall_ms"):6.2f} ms ({g("single", "cpu_ms"):.1f} CPU) {g("parallel", "wall_ms"):6.2f} ms ({g("parallel", "cpu_ms"):.1f} CPU)')
+          f'{g("turbojpeg", "cpu_ms"):10.2f} {g("preprocess", "cpu_ms"):11.2f}   {g("single", "wall_ms"):6.2f} ms ({g("single", "cpu_ms"):.1f} CPU) {g("parallel", "wall_ms"):6.2f} ms ({g("parallel", "cpu_ms"):.1f} CPU)')
 
 print(f'\n{"per-image stage split, ms (mean of rounds)":44} {"decode":>7} {"preproc":>8} {"queue":>7} {"infer":>7} {"post":>6} {"transport":>9} {"batch":>6}')
 for img in ('bus', '4k'):

@@ -38,14 +38,14 @@ func cpuLoop(b *testing.B, f func()) {
 }
 
 // BenchmarkDecode decodes bus.jpg and a 4K JPEG (bus.jpg stretched to
-// 3840x2160) with OpenCV (the plugin's decoder before TurboJPEG), with
-// TurboJPEG at full size and at the scale ChooseScale picks for a 640x640
-// input (reported as scale_8ths), and at every other DCT scale M/8, then
-// runs the whole Preprocess (decode at the chosen scale + letterbox). Each
-// reports cpu_ms, the CPU time per image (steadier than ns/op on a shared
-// machine).
+// 3840x2160) with OpenCV (the plugin's decoder before TurboJPEG), as Decode
+// does on one thread at full size and at the scale ChooseScale picks for a
+// 640x640 input (reported as scale_8ths), with TurboJPEG at that scale, and
+// as Decode does at every other DCT scale M/8, then runs the whole
+// Preprocess (decode at the chosen scale + letterbox). Each reports cpu_ms,
+// the CPU time per image (steadier than ns/op on a shared machine).
 //
-//	go test -run '^$' -bench 'Decode/.*/(opencv|full|chosen|preprocess)' -benchtime 20x ./plugins/internal/imaging
+//	go test -run '^$' -bench 'Decode/.*/(opencv|full|chosen|turbojpeg|preprocess)' -benchtime 20x ./plugins/internal/imaging
 func BenchmarkDecode(b *testing.B) {
 	for _, img := range []struct {
 		name string
@@ -81,8 +81,21 @@ func BenchmarkDecode(b *testing.B) {
 				b.ReportMetric(float64(run.scale), "scale_8ths")
 			})
 		}
+		// TurboJPEG itself at the chosen scale (what Decode falls back to):
+		// against "chosen", what splitjpeg.c's Huffman decoder saves on one
+		// thread.
+		b.Run(img.name+"/turbojpeg", func(b *testing.B) {
+			cpuLoop(b, func() {
+				m, err := decodeTJ(img.data, hdr.Width, hdr.Height, chosen)
+				if err != nil {
+					b.Fatal(err)
+				}
+				m.Close()
+			})
+			b.ReportMetric(float64(chosen), "scale_8ths")
+		})
 		for s := 1; s < FullScale; s++ {
-			b.Run(fmt.Sprintf("%s/turbojpeg_%d_8", img.name, s), func(b *testing.B) {
+			b.Run(fmt.Sprintf("%s/scale_%d_8", img.name, s), func(b *testing.B) {
 				cpuLoop(b, func() {
 					im, err := Decode(img.data, 640, 640, Options{Scale: s})
 					if err != nil {

@@ -10,16 +10,19 @@ import "C"
 
 import (
 	"math"
+	"runtime"
 	"sync/atomic"
 	"unsafe"
 
 	"gocv.io/x/gocv"
 )
 
-// splitContexts recycles the two-thread decoder's state (its unstuffed
-// copy of the data and the second thread's coefficients stay allocated
-// between images); at most cap(splitContexts) are kept.
-var splitContexts = make(chan *C.splitjpeg, 2)
+// splitContexts recycle the decoder's state between images: its unstuffed
+// copy of the data and, in a context that decoded on two threads, the
+// second thread's coefficients (several MiB for a 4K frame). Two-thread
+// decodes are for a lone image, so one such context is kept ([1]); the
+// one-thread ones ([0]) run in parallel, one per core.
+var splitContexts = [2]chan *C.splitjpeg{make(chan *C.splitjpeg, runtime.NumCPU()+1), make(chan *C.splitjpeg, 1)}
 
 // splitPoints are where in the entropy-coded data the second thread
 // starts, for full-size decodes [0] and reduced ones [1] (float64 bits).
@@ -80,13 +83,15 @@ type splitStats struct {
 	Moves        int64 // times the second thread was moved ahead of the calling one
 }
 
-// decodeSplit is decodeTJ on two threads (splitjpeg.c): the pixels are the
-// same, bit for bit. ok is false for a JPEG it does not take (progressive,
-// arithmetic-coded, 12-bit, damaged, anything libjpeg warns about...):
-// decode those with decodeTJ, which gives libjpeg's answer for them.
+// decodeSplit is decodeTJ with splitjpeg.c's Huffman decoder, on two
+// threads when split > 0: the pixels are the same, bit for bit, and even on
+// one thread it takes less CPU time than TurboJPEG's. ok is false for a JPEG
+// it does not take (progressive, arithmetic-coded, 12-bit, damaged,
+// anything libjpeg warns about...): decode those with decodeTJ, which gives
+// libjpeg's answer for them.
 //
-// split is where the second thread starts (splitAt); with wait (tests) it
-// decodes its whole part before the calling thread starts.
+// split is where the second thread starts (splitAt), 0 for none; with wait
+// (tests) it decodes its whole part before the calling thread starts.
 func decodeSplit(b []byte, w, h, num int, split float64, wait bool) (mat gocv.Mat, ok bool, st splitStats) {
 	sw, sh := scaled(w, num), scaled(h, num)
 	mat = gocv.NewMatWithSize(sh, sw, gocv.MatTypeCV8UC3)
@@ -95,9 +100,13 @@ func decodeSplit(b []byte, w, h, num int, split float64, wait bool) (mat gocv.Ma
 		mat.Close()
 		return gocv.Mat{}, false, st
 	}
+	pool := splitContexts[0]
+	if split > 0 {
+		pool = splitContexts[1]
+	}
 	var s *C.splitjpeg
 	select {
-	case s = <-splitContexts:
+	case s = <-pool:
 	default:
 		if s = C.splitjpeg_new(); s == nil {
 			mat.Close()
@@ -106,7 +115,7 @@ func decodeSplit(b []byte, w, h, num int, split float64, wait bool) (mat gocv.Ma
 	}
 	defer func() {
 		select {
-		case splitContexts <- s:
+		case pool <- s:
 		default:
 			C.splitjpeg_free(s)
 		}

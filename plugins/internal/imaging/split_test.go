@@ -70,12 +70,16 @@ func TestSplitDecodeExact(t *testing.T) {
 					t.Fatal(err)
 				}
 				defer want.Close()
-				// 0.02: the calling thread soon catches up with the second
-				// one, which is then moved ahead (relocate in splitjpeg.c).
-				for _, at := range []float64{0.02, 0.1, splitAt(num), 0.9} {
+				// 0: one thread (Decode without Parallel). 0.02: the calling
+				// thread soon catches up with the second one, which is then
+				// moved ahead (relocate in splitjpeg.c).
+				for _, at := range []float64{0, 0.02, 0.1, splitAt(num), 0.9} {
 					// As served (the threads race), and with the second
 					// thread done first, so that its share is certain.
 					for _, wait := range []bool{false, true} {
+						if at == 0 && wait {
+							continue
+						}
 						got, ok, st := decodeSplit(b, hdr.Width, hdr.Height, num, at, wait)
 						moves += int(st.Moves)
 						if !ok {
@@ -85,6 +89,9 @@ func TestSplitDecodeExact(t *testing.T) {
 							t.Errorf("split %.2f wait %v: pixels differ from TurboJPEG's", at, wait)
 						}
 						got.Close()
+						if at == 0 && (st.Worker || st.Copied != 0) {
+							t.Errorf("one thread: a second one took %d of %d MCUs", st.Copied, st.MCUs)
+						}
 						if wait && (!st.Worker || st.Copied == 0 || st.Copied >= st.MCUs) {
 							t.Errorf("split %.2f: second thread took %d of %d MCUs (worker %v), want a share", at, st.Copied, st.MCUs, st.Worker)
 						}
@@ -163,7 +170,11 @@ func TestSplitDecodeDamaged(t *testing.T) {
 			continue
 		}
 		num := []int{1, 2, 4, 8}[rng.IntN(4)]
-		got, ok, _ := decodeSplit(b, hdr.Width, hdr.Height, num, 0.1+0.8*rng.Float64(), i%3 == 0)
+		at := 0.1 + 0.8*rng.Float64()
+		if i%4 == 1 {
+			at = 0 // one thread
+		}
+		got, ok, _ := decodeSplit(b, hdr.Width, hdr.Height, num, at, i%3 == 0)
 		if !ok {
 			continue
 		}
@@ -181,19 +192,32 @@ func TestSplitDecodeDamaged(t *testing.T) {
 		}
 		got.Close()
 	}
-	t.Logf("%d of 1000 damaged JPEGs decoded on two threads, %d identical to TurboJPEG's", taken, same)
+	t.Logf("%d of 1000 damaged JPEGs decoded (a quarter on one thread), %d identical to TurboJPEG's", taken, same)
 	if taken == 0 {
 		t.Error("no damaged JPEG was decoded: the corruptions all hit something the test meant to spare")
 	}
 }
 
-// TestDecodeParallel: Decode with Parallel gives the same image as without.
+// TestDecodeParallel: Decode, with Parallel or without, gives TurboJPEG's
+// image.
 func TestDecodeParallel(t *testing.T) {
 	for name, b := range map[string][]byte{"bus": readBus(t), "4k": bus4K(t)} {
 		a, err := Decode(b, 640, 640, Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
+		hdr, err := imageheader.Read(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := decodeTJ(b, hdr.Width, hdr.Height, a.Scale)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(a.Mat.ToBytes(), want.ToBytes()) {
+			t.Errorf("%s: Decode differs from TurboJPEG", name)
+		}
+		want.Close()
 		p, err := Decode(b, 640, 640, Options{Parallel: true})
 		if err != nil {
 			t.Fatal(err)
