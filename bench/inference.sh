@@ -3,52 +3,49 @@
 # batch as served, measures the ONNX Runtime session alone (model-only, batch
 # 1 and 4), the JPEG decode per image (OpenCV, the plugin's decoder at full
 # size and at the scale it picks, TurboJPEG at that scale, on one and on two
-# threads), and detection end to
-# end (JPEG over loopback HTTP to JSON, through the daemon and the real
-# plugin) at concurrency 1 and 4 for bus.jpg and for a 3840x2160 JPEG made by
-# upscaling it; then prints images/s, p50/p99 latency, the per-stage split
-# and the ratios against the targets.
+# threads), and detection end to end (JPEG over loopback HTTP to JSON,
+# through the daemon and the real plugin) at concurrency 1 and 4 for bus.jpg
+# and for a 3840x2160 JPEG made by upscaling it; then prints images/s,
+# p50/p99 latency, the per-stage split and the ratios against the targets.
 #
 # The machine's speed drifts (a shared 2-core VM moves 20% within a minute),
-# so the run is AZAION_BENCH_ROUNDS rounds (default 3) of model-only, bus.jpg
-# end to end, 4K end to end, with a last model-only after them: each round's
-# ratios use the model-only figures measured just before and just after it
-# (their mean), and the summary prints every round's ratios and their median.
-# AZAION_BENCH_N sets the images per measurement.
+# so the ratios are measured side by side: the end-to-end benchmark sends
+# its images in turns of 5 (concurrency 1) or 20 (concurrency 4), each
+# followed by as many through the bare runtime (plugins/onnx's
+# BenchmarkModelOnlyServe in a process of its own, same model and plugin
+# configuration: AZAION_BENCH_PAIRED), and each ratio compares the two. The
+# run is AZAION_BENCH_ROUNDS rounds (default 3) of bus.jpg and 4K end to
+# end; the summary prints every round's ratios and their median.
+# AZAION_BENCH_N sets the images per measurement (default 60).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-n=${AZAION_BENCH_N:-40}
+n=${AZAION_BENCH_N:-60}
 rounds=${AZAION_BENCH_ROUNDS:-3}
 model=${AZAION_BENCH_MODEL:-yolo11n_dequant_fp32.onnx}
-export AZAION_BENCH_MODEL="$AZAION_TEST_MODELS/$model"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 
-# The 4K frame: bus.jpg stretched to 3840x2160 (INTER_CUBIC, JPEG quality 95),
-# the same bytes as plugins/internal/imaging/imagingtest.Bus4K.
 /usr/bin/python3 - "$AZAION_TEST_MODELS/images/bus.jpg" "$tmp/bus4k.jpg" <<'PY'
 import sys, cv2
 img = cv2.imread(sys.argv[1], cv2.IMREAD_COLOR)
 cv2.imwrite(sys.argv[2], cv2.resize(img, (3840, 2160), interpolation=cv2.INTER_CUBIC))
 PY
 
-modelonly() {
-  go test -run '^$' -bench 'ModelOnly' -benchtime "${n}x" ./plugins/onnx | tee "$tmp/model$1.txt" | grep '^Benchmark' || true
-}
+go test -c -o "$tmp/onnx.test" ./plugins/onnx
 echo "decode: one image (cpu_ms: CPU time per image; single/parallel: one and two threads, wall_ms the latency)"
 go test -run '^$' -bench 'Decode/.*/(opencv|full|chosen|turbojpeg|single|parallel|preprocess)' -benchtime "${n}x" ./plugins/internal/imaging |
   tee "$tmp/decode.txt" | grep '^Benchmark' || true
+echo "model-only (ONNX Runtime session alone, $model, $n runs per batch size)"
+AZAION_BENCH_MODEL="$AZAION_TEST_MODELS/$model" go test -run '^$' -bench 'ModelOnly$' -benchtime "${n}x" ./plugins/onnx |
+  tee "$tmp/model.txt" | grep '^Benchmark' || true
 for r in $(seq 1 "$rounds"); do
-  echo "round $r: model-only (ONNX Runtime session alone, $model, $n runs per batch size)"
-  modelonly "$r"
   for img in bus 4k; do
     f="$AZAION_TEST_MODELS/images/bus.jpg"; [ "$img" = 4k ] && f="$tmp/bus4k.jpg"
-    echo "round $r: end-to-end $img (JPEG over HTTP -> JSON through azaion serve, $n images per concurrency)"
-    AZAION_BENCH_MODEL="$model" AZAION_BENCH_IMAGE="$f" go test -run '^$' -bench 'HTTPDetect' -benchtime "${n}x" ./daemon/internal/daemon |
+    echo "round $r: end-to-end $img (JPEG over HTTP -> JSON through azaion serve, $n images per concurrency, the bare runtime in turns)"
+    AZAION_BENCH_PAIRED="$tmp/onnx.test" AZAION_BENCH_MODEL="$model" AZAION_BENCH_IMAGE="$f" \
+      go test -run '^$' -bench 'HTTPDetect' -benchtime "${n}x" ./daemon/internal/daemon |
       tee "$tmp/e2e-$img-$r.txt" | grep '^Benchmark' || true
   done
 done
-echo "model-only, after the last round"
-modelonly $((rounds + 1))
 
 /usr/bin/python3 - "$tmp" "$rounds" <<'PY'
 import re, statistics, sys
@@ -67,27 +64,26 @@ def bench(path):
     return out
 
 try:
-    model = [bench(f'{tmp}/model{r}.txt') for r in range(1, rounds + 2)]
+    model = bench(f'{tmp}/model.txt')
     dec = bench(f'{tmp}/decode.txt')
     e2e = [{img: bench(f'{tmp}/e2e-{img}-{r}.txt') for img in ('bus', '4k')} for r in range(1, rounds + 1)]
-    for m in model:
-        m['batch1']
     for e in e2e:
-        e['bus']['c1'], e['bus']['c4'], e['4k']['c1'], e['4k']['c4']
+        for img in ('bus', '4k'):
+            e[img]['c1']['ratio'], e[img]['c4']['ratio']
 except (OSError, KeyError) as err:
     sys.exit(f'bench/inference.sh: missing results ({err})')
 
-print(f'\n{"":40} {"images/s":>9} {"p50 ms":>8} {"p99 ms":>8}')
-for r in range(rounds + 1):
-    for b in ('batch1', 'batch4'):
-        if b in model[r]:
-            m = model[r][b]
-            print(f'{f"model-only {b} ({r + 1})":40} {m["images/s"]:9.2f} {m["p50_ms"]:8.1f} {m["p99_ms"]:8.1f}')
-    if r < rounds:
-        for img in ('bus', '4k'):
-            for c in ('c1', 'c4'):
-                m = e2e[r][img][c]
-                print(f'{f"  round {r + 1} end-to-end {img} concurrency {c[1]}":40} {m["images/s"]:9.2f} {m["p50_ms"]:8.1f} {m["p99_ms"]:8.1f}')
+print(f'\n{"":40} {"images/s":>9} {"p50 ms":>8} {"p99 ms":>8}   {"bare runtime beside it":>24}')
+for b in ('batch1', 'batch4'):
+    if b in model:
+        m = model[b]
+        print(f'{f"model-only {b}":40} {m["images/s"]:9.2f} {m["p50_ms"]:8.1f} {m["p99_ms"]:8.1f}')
+for r in range(rounds):
+    for img in ('bus', '4k'):
+        for c in ('c1', 'c4'):
+            m = e2e[r][img][c]
+            side = f'batch 1 p50 {m["model_p50_ms"]:.1f} ms' if c == 'c1' else f'batch {int(m["model_batch"])} {m["model_images/s"]:.2f} images/s'
+            print(f'{f"  round {r + 1} end-to-end {img} concurrency {c[1]}":40} {m["images/s"]:9.2f} {m["p50_ms"]:8.1f} {m["p99_ms"]:8.1f}   {side:>24}')
 
 print(f'\n{"decode per image":22} {"OpenCV":>8} {"full":>8} {"chosen scale":>14} {"TurboJPEG":>10} {"+letterbox":>11}   {"1 thread":>16} {"2 threads":>16}')
 for img in ('bus', '4k'):
@@ -106,22 +102,9 @@ targets = [('bus.jpg throughput c4 / model-only best', 'bus', 'c4', '>=', 0.90),
            ('bus.jpg p50 c1 / model-only batch 1 p50', 'bus', 'c1', '<=', 1.20),
            ('4K throughput c4 / model-only best', '4k', 'c4', '>=', 0.80),
            ('4K p50 c1 / model-only batch 1 p50', '4k', 'c1', '<=', 1.50)]
-print('\nratios, each round against the model-only runs just before and after it (mean of the two)')
-best_names = []
-ratios = {t[0]: [] for t in targets}
-for r in range(rounds):
-    pair = model[r:r + 2]
-    p50 = statistics.mean(m['batch1']['p50_ms'] for m in pair)
-    best = {b: statistics.mean(m[b]['images/s'] for m in pair) for b in ('batch1', 'batch4') if all(b in m for m in pair)}
-    bname = max(best, key=best.get)
-    best_names.append(f'round {r + 1}: model-only batch 1 p50 {p50:.1f} ms, best {bname} {best[bname]:.2f} images/s')
-    for name, img, c, _, _ in targets:
-        m = e2e[r][img][c]
-        ratios[name].append(m['images/s'] / best[bname] if c == 'c4' else m['p50_ms'] / p50)
-for line in best_names:
-    print('  ' + line)
+print('\nratios, each round against the bare runtime measured in turns with it')
 for name, img, c, op, goal in targets:
-    vals = ratios[name]
+    vals = [e[img][c]['ratio'] for e in e2e]
     med = statistics.median(vals)
     ok = med >= goal if op == '>=' else med <= goal
     print(f'  {name:42} ' + ' '.join(f'{v:5.2f}x' for v in vals) +

@@ -1,6 +1,7 @@
 package onnx
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"os"
@@ -78,10 +79,21 @@ func reportLatency(b *testing.B, images int, elapsed time.Duration, lat []time.D
 	b.ReportMetric(pct(0.99), "p99_ms")
 }
 
-// BenchmarkModelOnly runs the ONNX Runtime session alone (same session
-// options as served; input already preprocessed; no post-processing) at
-// batch 1 and 4 (batch 4 only on dynamic-batch models). One op is one batch.
-func BenchmarkModelOnly(b *testing.B) {
+// bareSession is the ONNX Runtime session alone: the benchmark model with
+// the session options the plugin serves with, and one input (bus.jpg's
+// letterbox in every slot) and output tensor per batch size.
+type bareSession struct {
+	sess     *ort.DynamicAdvancedSession
+	opts     *ort.SessionOptions
+	fixed    int64 // the model's batch size, 0 when dynamic
+	in, out  map[int64]*ort.Tensor[float32]
+	h, w     int64
+	per      int
+	plane    []float32
+	outShape [2]int64
+}
+
+func newBareSession(b *testing.B) *bareSession {
 	cfg := benchConfig(b)
 	if _, err := New(cfg, nil); err != nil {
 		b.Fatal(err)
@@ -99,39 +111,69 @@ func BenchmarkModelOnly(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer opts.Destroy()
 	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(data, []string{sh.inName}, []string{sh.outName}, opts)
 	if err != nil {
+		opts.Destroy()
 		b.Fatal(err)
 	}
-	defer sess.Destroy()
-	h, w := sh.h, sh.w
-	if h <= 0 || w <= 0 {
-		h, w = 640, 640
+	s := &bareSession{sess: sess, opts: opts, fixed: max(sh.batch, 0), in: map[int64]*ort.Tensor[float32]{},
+		out: map[int64]*ort.Tensor[float32]{}, h: sh.h, w: sh.w, outShape: [2]int64{sh.out[1], sh.out[2]}}
+	if s.h <= 0 || s.w <= 0 {
+		s.h, s.w = 640, 640
 	}
-	plane := imagingtest.ReadF32(b, testenv.Model(b, "images/bus.jpg.640.f32"))
+	s.per = int(3 * s.h * s.w)
+	s.plane = imagingtest.ReadF32(b, testenv.Model(b, "images/bus.jpg.640.f32"))
+	return s
+}
+
+// supports reports whether the model runs at batch size bs.
+func (s *bareSession) supports(bs int64) bool { return s.fixed == 0 || s.fixed == bs }
+
+// run runs the session once at batch size bs (tensors made on first use).
+func (s *bareSession) run(bs int64) error {
+	in, ok := s.in[bs]
+	if !ok {
+		var err error
+		if in, err = ort.NewEmptyTensor[float32](ort.NewShape(bs, 3, s.h, s.w)); err != nil {
+			return err
+		}
+		s.in[bs] = in
+		for i := range int(bs) {
+			if len(s.plane) == s.per {
+				copy(in.GetData()[i*s.per:], s.plane)
+			}
+		}
+		out, err := ort.NewEmptyTensor[float32](ort.NewShape(bs, s.outShape[0], s.outShape[1]))
+		if err != nil {
+			return err
+		}
+		s.out[bs] = out
+	}
+	return s.sess.Run([]ort.Value{in}, []ort.Value{s.out[bs]})
+}
+
+func (s *bareSession) close() {
+	for _, m := range []map[int64]*ort.Tensor[float32]{s.in, s.out} {
+		for _, t := range m {
+			t.Destroy()
+		}
+	}
+	s.sess.Destroy()
+	s.opts.Destroy()
+}
+
+// BenchmarkModelOnly runs the ONNX Runtime session alone (same session
+// options as served; input already preprocessed; no post-processing) at
+// batch 1 and 4 (batch 4 only on dynamic-batch models). One op is one batch.
+func BenchmarkModelOnly(b *testing.B) {
+	s := newBareSession(b)
+	defer s.close()
 	for _, bs := range []int64{1, 4} {
-		if sh.batch > 0 && sh.batch != bs {
+		if !s.supports(bs) {
 			continue
 		}
 		b.Run(fmt.Sprintf("batch%d", bs), func(b *testing.B) {
-			in, err := ort.NewEmptyTensor[float32](ort.NewShape(bs, 3, h, w))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer in.Destroy()
-			per := int(3 * h * w)
-			for i := range int(bs) {
-				if len(plane) == per {
-					copy(in.GetData()[i*per:], plane)
-				}
-			}
-			out, err := ort.NewEmptyTensor[float32](ort.NewShape(bs, sh.out[1], sh.out[2]))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer out.Destroy()
-			if err := sess.Run([]ort.Value{in}, []ort.Value{out}); err != nil { // warm-up
+			if err := s.run(bs); err != nil { // warm-up
 				b.Fatal(err)
 			}
 			lat := make([]time.Duration, 0, b.N)
@@ -139,7 +181,7 @@ func BenchmarkModelOnly(b *testing.B) {
 			start := time.Now()
 			for range b.N {
 				t0 := time.Now()
-				if err := sess.Run([]ort.Value{in}, []ort.Value{out}); err != nil {
+				if err := s.run(bs); err != nil {
 					b.Fatal(err)
 				}
 				lat = append(lat, time.Since(t0))
@@ -148,6 +190,51 @@ func BenchmarkModelOnly(b *testing.B) {
 			b.StopTimer()
 			reportLatency(b, b.N*int(bs), elapsed, lat)
 		})
+	}
+}
+
+// BenchmarkModelOnlyServe is the model-only side of the daemon's paired
+// benchmark (daemon BenchmarkHTTPDetect with AZAION_BENCH_PAIRED): the
+// session of BenchmarkModelOnly, run on request so that the two measure
+// side by side, in turns of a second or so, on a machine whose speed
+// drifts. It reads lines "batch count" on stdin, runs the session count
+// times at that batch size and answers each line on file descriptor 3
+// with the count durations in nanoseconds, space-separated ("error: ..."
+// when it cannot); it returns at the end of stdin. Without that pipe it
+// has nothing to do and says so.
+//
+//	onnx.test -test.run '^$' -test.bench '^BenchmarkModelOnlyServe$' -test.benchtime 1x 3>reply
+func BenchmarkModelOnlyServe(b *testing.B) {
+	reply := os.NewFile(3, "reply")
+	if _, err := reply.Stat(); err != nil {
+		b.Skip("no reply pipe on fd 3: run by the daemon's BenchmarkHTTPDetect with AZAION_BENCH_PAIRED")
+	}
+	s := newBareSession(b)
+	defer s.close()
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		var bs int64
+		var n int
+		var answer strings.Builder
+		if _, err := fmt.Sscan(in.Text(), &bs, &n); err != nil || n < 1 || !s.supports(bs) {
+			fmt.Fprintf(&answer, "error: bad request %q (want a batch size the model takes and a count)", in.Text())
+		} else {
+			for i := range n {
+				t0 := time.Now()
+				if err := s.run(bs); err != nil {
+					answer.Reset()
+					fmt.Fprintf(&answer, "error: %v", err)
+					break
+				}
+				if i > 0 {
+					answer.WriteByte(' ')
+				}
+				fmt.Fprint(&answer, time.Since(t0).Nanoseconds())
+			}
+		}
+		if _, err := fmt.Fprintln(reply, answer.String()); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 

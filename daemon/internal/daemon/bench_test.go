@@ -1,17 +1,25 @@
 package daemon
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/azaion/edge/daemon/internal/config"
+	"github.com/azaion/edge/internal/testenv"
 	"github.com/azaion/edge/sdk/api"
+	"github.com/azaion/edge/sdk/pluginconfig"
 )
 
 // BenchmarkHTTPDetect measures end-to-end detection through the daemon: a
@@ -21,9 +29,18 @@ import (
 // preprocess, queue, infer, post as the daemon reports them; transport is
 // the client-measured latency minus the daemon's total; overhead is the
 // daemon's total minus those stages: reading the body, the hop to the
-// plugin and back, the JSON answer). bench/inference.sh
-// runs it beside plugins/onnx's BenchmarkModelOnly with the same plugin
-// configuration and prints the ratios.
+// plugin and back, the JSON answer).
+//
+// With AZAION_BENCH_PAIRED set to plugins/onnx's test binary, the bare
+// runtime is measured side by side (BenchmarkModelOnlyServe in a process
+// of its own, same model and plugin configuration): the images go in
+// turns of 5 (concurrency 1) or 20 (concurrency 4), each followed by as
+// many images through the session alone, at batch 1 (concurrency 1) or at
+// batch 4 and 1 (concurrency 4), so that both see the same machine, whose
+// speed drifts. It then also reports model_p50_ms (batch 1) or
+// model_images/s (the better batch, model_batch), and ratio: p50 over
+// model_p50 at concurrency 1, images/s over model_images/s at 4.
+// bench/inference.sh runs it so and prints the ratios.
 //
 // AZAION_BENCH_MODEL names a shared test model (default yolo11n_dequant_fp32.onnx);
 // AZAION_BENCH_IMAGE is the image file to send (default bus.jpg);
@@ -51,6 +68,10 @@ func BenchmarkHTTPDetect(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	var bare *modelOnly
+	if bin := os.Getenv("AZAION_BENCH_PAIRED"); bin != "" {
+		bare = startModelOnly(b, bin, h.cfg, name)
+	}
 	for _, conc := range []int{1, 4} {
 		b.Run(fmt.Sprintf("c%d", conc), func(b *testing.B) {
 			// Warm the connections and the model.
@@ -60,65 +81,240 @@ func BenchmarkHTTPDetect(b *testing.B) {
 				}
 			}
 			var (
-				mu    sync.Mutex
-				lat   []time.Duration
-				sum   api.TimingsMS
-				trans float64
-				hop   float64
-				batch int
-				next  atomic.Int64
-				wg    sync.WaitGroup
-				errc  = make(chan error, conc)
+				st      detectStats
+				elapsed time.Duration
+				model   = map[int]*bareRuns{1: {}, 4: {}}
 			)
 			b.ResetTimer()
-			start := time.Now()
-			for range conc {
-				wg.Go(func() {
-					for next.Add(1) <= int64(b.N) {
-						t0 := time.Now()
-						res, err := h.http.Detect(context.Background(), img, api.DetectOptions{})
-						d := time.Since(t0)
-						if err != nil {
-							errc <- err
-							return
-						}
-						mu.Lock()
-						lat = append(lat, d)
-						t := res.TimingsMS
-						sum.Decode += t.Decode
-						sum.Preprocess += t.Preprocess
-						sum.Queue += t.Queue
-						sum.Infer += t.Infer
-						sum.Postprocess += t.Postprocess
-						trans += api.MS(d) - t.Total
-						hop += t.Total - (t.Queue + t.Decode + t.Preprocess + t.Infer + t.Postprocess)
-						batch += res.BatchSize
-						mu.Unlock()
-					}
-				})
+			if bare == nil {
+				elapsed = st.detect(b, h, img, conc, b.N)
 			}
-			wg.Wait()
-			elapsed := time.Since(start)
+			for done, turn := 0, 5*conc; bare != nil && done < b.N; done += turn {
+				elapsed += st.detect(b, h, img, conc, min(turn, b.N-done))
+				b.StopTimer()
+				if conc == 1 {
+					model[1].add(b, bare, 1, min(turn, b.N-done))
+				} else {
+					model[4].add(b, bare, 4, max(1, min(turn, b.N-done)/4))
+					model[1].add(b, bare, 1, max(1, min(turn, b.N-done)/4))
+				}
+				b.StartTimer()
+			}
 			b.StopTimer()
-			select {
-			case err := <-errc:
-				b.Fatal(err)
-			default:
-			}
-			n := float64(len(lat))
-			slices.Sort(lat)
-			pct := func(p float64) float64 { return api.MS(lat[min(len(lat)-1, int(p*n))]) }
+			n := float64(len(st.lat))
+			slices.Sort(st.lat)
+			p50 := pct(st.lat, 0.50)
 			b.ReportMetric(n/elapsed.Seconds(), "images/s")
-			b.ReportMetric(pct(0.50), "p50_ms")
-			b.ReportMetric(pct(0.99), "p99_ms")
-			b.ReportMetric(sum.Decode/n, "decode_ms")
-			b.ReportMetric(sum.Preprocess/n, "preprocess_ms")
-			b.ReportMetric(sum.Queue/n, "queue_ms")
-			b.ReportMetric(sum.Infer/n, "infer_ms")
-			b.ReportMetric(sum.Postprocess/n, "post_ms")
-			b.ReportMetric(trans/n, "transport_ms")
-			b.ReportMetric(hop/n, "overhead_ms")
-			b.ReportMetric(float64(batch)/n, "batch")
+			b.ReportMetric(p50, "p50_ms")
+			b.ReportMetric(pct(st.lat, 0.99), "p99_ms")
+			b.ReportMetric(st.sum.Decode/n, "decode_ms")
+			b.ReportMetric(st.sum.Preprocess/n, "preprocess_ms")
+			b.ReportMetric(st.sum.Queue/n, "queue_ms")
+			b.ReportMetric(st.sum.Infer/n, "infer_ms")
+			b.ReportMetric(st.sum.Postprocess/n, "post_ms")
+			b.ReportMetric(st.trans/n, "transport_ms")
+			b.ReportMetric(st.hop/n, "overhead_ms")
+			b.ReportMetric(float64(st.batch)/n, "batch")
+			switch {
+			case bare == nil:
+			case conc == 1:
+				m := model[1].p50()
+				b.ReportMetric(m, "model_p50_ms")
+				b.ReportMetric(p50/m, "ratio")
+			default:
+				best := 4
+				if model[1].rate() > model[4].rate() {
+					best = 1
+				}
+				b.ReportMetric(model[best].rate(), "model_images/s")
+				b.ReportMetric(float64(best), "model_batch")
+				b.ReportMetric(n/elapsed.Seconds()/model[best].rate(), "ratio")
+			}
 		})
 	}
+}
+
+// pct is the p-quantile of sorted durations, in milliseconds.
+func pct(lat []time.Duration, p float64) float64 {
+	return api.MS(lat[min(len(lat)-1, int(p*float64(len(lat))))])
+}
+
+// detectStats gathers what the clients of BenchmarkHTTPDetect saw.
+type detectStats struct {
+	mu    sync.Mutex
+	lat   []time.Duration
+	sum   api.TimingsMS
+	trans float64
+	hop   float64
+	batch int
+}
+
+// detect sends n images from conc concurrent clients and returns the time
+// it took.
+func (st *detectStats) detect(b *testing.B, h *harness, img []byte, conc, n int) time.Duration {
+	var (
+		next atomic.Int64
+		wg   sync.WaitGroup
+		errc = make(chan error, conc)
+	)
+	start := time.Now()
+	for range conc {
+		wg.Go(func() {
+			for next.Add(1) <= int64(n) {
+				t0 := time.Now()
+				res, err := h.http.Detect(context.Background(), img, api.DetectOptions{})
+				d := time.Since(t0)
+				if err != nil {
+					errc <- err
+					return
+				}
+				st.mu.Lock()
+				st.lat = append(st.lat, d)
+				t := res.TimingsMS
+				st.sum.Decode += t.Decode
+				st.sum.Preprocess += t.Preprocess
+				st.sum.Queue += t.Queue
+				st.sum.Infer += t.Infer
+				st.sum.Postprocess += t.Postprocess
+				st.trans += api.MS(d) - t.Total
+				st.hop += t.Total - (t.Queue + t.Decode + t.Preprocess + t.Infer + t.Postprocess)
+				st.batch += res.BatchSize
+				st.mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	select {
+	case err := <-errc:
+		b.Fatal(err)
+	default:
+	}
+	return elapsed
+}
+
+// modelOnly is plugins/onnx's BenchmarkModelOnlyServe running in a process
+// of its own: the bare runtime, on request.
+type modelOnly struct {
+	cmd   *exec.Cmd
+	req   io.WriteCloser
+	reply *bufio.Scanner
+	log   lockedBuffer // its output, for errors
+}
+
+// lockedBuffer is a bytes.Buffer a process may write while it is read.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// startModelOnly starts bin (plugins/onnx's test binary) serving model with
+// the daemon's ONNX plugin configuration, and warms it at batch 1 and 4.
+func startModelOnly(b *testing.B, bin string, cfg *config.Config, model string) *modelOnly {
+	env, err := pluginconfig.Encode(&cfg.ONNX.ONNX)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := &modelOnly{cmd: exec.Command(bin, "-test.run", "^$", "-test.bench", "^BenchmarkModelOnlyServe$", "-test.benchtime", "1x")}
+	m.cmd.Env = append(os.Environ(), env, "AZAION_BENCH_MODEL="+testenv.Model(b, model))
+	m.cmd.ExtraFiles = []*os.File{w}
+	m.cmd.Stdout, m.cmd.Stderr = &m.log, &m.log
+	if m.req, err = m.cmd.StdinPipe(); err != nil {
+		b.Fatal(err)
+	}
+	if err := m.cmd.Start(); err != nil {
+		b.Fatalf("start the model-only side %s: %v", bin, err)
+	}
+	w.Close()
+	m.reply = bufio.NewScanner(r)
+	m.reply.Buffer(nil, 1<<20)
+	b.Cleanup(func() {
+		m.req.Close()
+		if err := m.cmd.Wait(); err != nil {
+			b.Errorf("model-only side: %v\n%s", err, m.log.String())
+		}
+		r.Close()
+	})
+	for _, bs := range []int{1, 4} {
+		if _, err := m.run(bs, 2); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return m
+}
+
+// run runs the bare session n times at batch size bs and returns each
+// run's duration.
+func (m *modelOnly) run(bs, n int) ([]time.Duration, error) {
+	if _, err := fmt.Fprintf(m.req, "%d %d\n", bs, n); err != nil {
+		return nil, fmt.Errorf("model-only side: %w\n%s", err, m.log.String())
+	}
+	if !m.reply.Scan() {
+		return nil, fmt.Errorf("model-only side ended (%v)\n%s", m.reply.Err(), m.log.String())
+	}
+	line := m.reply.Text()
+	if strings.HasPrefix(line, "error: ") {
+		return nil, fmt.Errorf("model-only side: %s", strings.TrimPrefix(line, "error: "))
+	}
+	var out []time.Duration
+	for _, f := range strings.Fields(line) {
+		ns, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("model-only side: bad answer %q", line)
+		}
+		out = append(out, time.Duration(ns))
+	}
+	if len(out) != n {
+		return nil, fmt.Errorf("model-only side: %d durations for %d runs", len(out), n)
+	}
+	return out, nil
+}
+
+// bareRuns accumulates the bare runtime's runs at one batch size.
+type bareRuns struct {
+	lat    []time.Duration
+	images int
+	total  time.Duration
+}
+
+func (r *bareRuns) add(b *testing.B, m *modelOnly, bs, n int) {
+	lat, err := m.run(bs, n)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r.lat = append(r.lat, lat...)
+	r.images += bs * n
+	for _, d := range lat {
+		r.total += d
+	}
+}
+
+// p50 is the median run, in milliseconds.
+func (r *bareRuns) p50() float64 {
+	lat := slices.Sorted(slices.Values(r.lat))
+	return pct(lat, 0.5)
+}
+
+// rate is images per second, 0 before any run.
+func (r *bareRuns) rate() float64 {
+	if r.total <= 0 {
+		return 0
+	}
+	return float64(r.images) / r.total.Seconds()
 }
