@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"image"
 	"math"
 	"os"
 	"path/filepath"
@@ -183,6 +184,86 @@ func TestConcurrentCallsFormOneBatch(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestBatchOfDifferentImages: four calls with four different images run
+// as one batch, and each gets its own image's detections (a batch of the
+// same image would hide a mix-up).
+func TestBatchOfDifferentImages(t *testing.T) {
+	b := newBackend(t, Config{MaxBatch: 4, BatchWait: time.Second})
+	lr := loadModel(t, b, "yolo11n_dequant_fp32.onnx")
+	imgs := busVariants(t)
+	alone := make([]string, len(imgs))
+	for i, img := range imgs {
+		res, err := b.Detect(context.Background(), lr.Handle, [][]byte{img}, backend.DetectParams{})
+		if err != nil || res[0].Err != nil {
+			t.Fatal(err, res[0].Err)
+		}
+		alone[i] = yolotest.Format(res[0].Detections)
+		for j := range i {
+			if alone[j] == alone[i] {
+				t.Fatalf("images %d and %d give the same detections: the test could not tell them apart", j, i)
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	res := make([][]backend.ImageResult, len(imgs))
+	errs := make([]error, len(imgs))
+	for i, img := range imgs {
+		wg.Go(func() {
+			res[i], errs[i] = b.Detect(context.Background(), lr.Handle, [][]byte{img}, backend.DetectParams{})
+		})
+	}
+	wg.Wait()
+	for i := range imgs {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		r := res[i][0]
+		if r.BatchSize != len(imgs) {
+			t.Errorf("image %d ran in a batch of %d, want %d", i, r.BatchSize, len(imgs))
+		}
+		if got := yolotest.Format(r.Detections); got != alone[i] {
+			t.Errorf("image %d in the batch:\n%s\nalone:\n%s", i, got, alone[i])
+		}
+	}
+}
+
+// busVariants returns bus.jpg and three JPEGs made from it (mirrored, its
+// left two thirds, upside down), each with detections of its own.
+func busVariants(t *testing.T) [][]byte {
+	t.Helper()
+	bus := readTestImage(t, "bus.jpg")
+	src, err := gocv.IMDecode(bus, gocv.IMReadColor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	out := [][]byte{bus}
+	enc := func(m gocv.Mat) {
+		buf, err := gocv.IMEncode(gocv.JPEGFileExt, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, append([]byte(nil), buf.GetBytes()...))
+		buf.Close()
+	}
+	for _, code := range []int{1, 0} {
+		f := gocv.NewMat()
+		gocv.Flip(src, &f, code)
+		if code == 1 {
+			enc(f)
+			crop := src.Region(image.Rect(0, 0, src.Cols()*2/3, src.Rows()))
+			c := crop.Clone()
+			enc(c)
+			c.Close()
+			crop.Close()
+		} else {
+			enc(f)
+		}
+		f.Close()
+	}
+	return out
 }
 
 func abs(v float32) float32 { return float32(math.Abs(float64(v))) }
