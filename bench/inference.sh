@@ -10,16 +10,16 @@
 #
 # The machine's speed drifts (a shared 2-core VM moves 20% within a minute),
 # so the ratios are measured side by side: the end-to-end benchmark sends
-# its images in turns of 5 (concurrency 1) or 20 (concurrency 4), each
+# its images in turns of 5 (concurrency 1) or 60 (concurrency 4), each
 # followed by as many through the bare runtime (plugins/onnx's
 # BenchmarkModelOnlyServe in a process of its own, same model and plugin
 # configuration: AZAION_BENCH_PAIRED), and each ratio compares the two. The
 # run is AZAION_BENCH_ROUNDS rounds (default 3) of bus.jpg and 4K end to
 # end; the summary prints every round's ratios and their median.
-# AZAION_BENCH_N sets the images per measurement (default 60).
+# AZAION_BENCH_N sets the images per measurement (default 120).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-n=${AZAION_BENCH_N:-60}
+n=${AZAION_BENCH_N:-120}
 rounds=${AZAION_BENCH_ROUNDS:-3}
 model=${AZAION_BENCH_MODEL:-yolo11n_dequant_fp32.onnx}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT

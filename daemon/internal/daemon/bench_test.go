@@ -34,7 +34,7 @@ import (
 // With AZAION_BENCH_PAIRED set to plugins/onnx's test binary, the bare
 // runtime is measured side by side (BenchmarkModelOnlyServe in a process
 // of its own, same model and plugin configuration): the images go in
-// turns of 5 (concurrency 1) or 20 (concurrency 4), each followed by as
+// turns of 5 (concurrency 1) or 60 (concurrency 4), each followed by as
 // many images through the session alone, at batch 1 (concurrency 1) or at
 // batch 4 and 1 (concurrency 4), so that both see the same machine, whose
 // speed drifts. It then also reports model_p50_ms (batch 1) or
@@ -44,8 +44,8 @@ import (
 //
 // AZAION_BENCH_MODEL names a shared test model (default yolo11n_dequant_fp32.onnx);
 // AZAION_BENCH_IMAGE is the image file to send (default bus.jpg);
-// AZAION_ONNX_THREADS, AZAION_ONNX_DECODE_THREADS and AZAION_ONNX_SPINNING=1
-// change the served threads.
+// AZAION_ONNX_THREADS, AZAION_ONNX_DECODE_THREADS, AZAION_ONNX_DECODE_PRIORITY
+// and AZAION_ONNX_SPINNING=1 change the served threads.
 func BenchmarkHTTPDetect(b *testing.B) {
 	name := os.Getenv("AZAION_BENCH_MODEL")
 	if name == "" {
@@ -60,6 +60,9 @@ func BenchmarkHTTPDetect(b *testing.B) {
 			fmt.Sscan(v, &c.ONNX.DecodeThreads)
 		}
 		c.ONNX.Spinning = os.Getenv("AZAION_ONNX_SPINNING") == "1"
+		if v := os.Getenv("AZAION_ONNX_DECODE_PRIORITY"); v != "" {
+			c.ONNX.DecodePriority = v
+		}
 	})
 	img := busJPEG(b)
 	if p := os.Getenv("AZAION_BENCH_IMAGE"); p != "" {
@@ -89,7 +92,15 @@ func BenchmarkHTTPDetect(b *testing.B) {
 			if bare == nil {
 				elapsed = st.detect(b, h, img, conc, b.N)
 			}
-			for done, turn := 0, 5*conc; bare != nil && done < b.N; done += turn {
+			// Turns of 5 images at concurrency 1; at 4, turns of 60, so
+			// that the pipeline filling at the start of each (four images
+			// decoded while the runtime waits for the first batch) and
+			// draining at its end weigh little against its steady state.
+			turn := 5
+			if conc > 1 {
+				turn = 15 * conc
+			}
+			for done := 0; bare != nil && done < b.N; done += turn {
 				elapsed += st.detect(b, h, img, conc, min(turn, b.N-done))
 				b.StopTimer()
 				if conc == 1 {
