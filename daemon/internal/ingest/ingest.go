@@ -541,14 +541,16 @@ func (i *Ingester) commitBatch(batch []Message, p *Prepared, err error) error {
 	if err := WriteOffset(i.opts.DataRoot, Offset{Stream: i.opts.Stream, Consumer: i.opts.Consumer, Offset: last, Updated: time.Now().UTC()}); err != nil {
 		return fmt.Errorf("ingest: write offset: %w", err)
 	}
-	i.lastApplied.Store(last)
-	i.storeServerOffset(last)
 	for _, r := range res.Rejected {
 		i.log.Warn("ingest: message rejected", "offset", r.Offset, "reason", r.Reason, "detail", r.Msg)
 		i.metrics.rejects.WithLabelValues(r.Reason).Inc()
 	}
+	// The counters first: whoever sees the new last offset (Status) sees
+	// the batch counted.
 	i.applied.Add(int64(res.Applied))
 	i.rejected.Add(int64(len(res.Rejected)))
+	i.lastApplied.Store(last)
+	i.storeServerOffset(last)
 	i.rate.add(time.Now(), len(batch))
 	i.metrics.applied.Add(float64(res.Applied))
 	i.metrics.batchSeconds.Observe(time.Since(t0).Seconds())
