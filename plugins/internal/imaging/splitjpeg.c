@@ -83,7 +83,10 @@ static int build(htab *t, const JHUFF_TBL *src, int dc) {
 	size[n] = 0;
 	for (int i = 0; i < n; i++) {
 		t->val[i] = src->huffval[i];
-		if (dc && src->huffval[i] > 15) return 0;
+		// No 8-bit coefficient needs more value bits (DC differences 11, AC
+		// values 10); block counts on it. A table with more is left to
+		// TurboJPEG.
+		if (dc ? src->huffval[i] > 11 : (src->huffval[i] & 15) > 10) return 0;
 	}
 	uint32_t c = 0;
 	int si = size[0], p = 0;
@@ -168,6 +171,48 @@ static inline int symbol(const htab *t, uint64_t bits, int *len) {
 
 static inline int extend(uint32_t v, int s) { return v < (1u << (s - 1)) ? (int)v - (1 << s) + 1 : (int)v; }
 
+// acsym decodes one AC symbol from r (which must hold at least 26 bits)
+// into blk, or into coef (see block), at *k: 0 when the block goes on, 1 at
+// its end, -1 for an invalid symbol.
+static inline __attribute__((always_inline)) int acsym(bitr *r, const htab *ac, int *kp, uint64_t need, uint32_t *coef,
+                                                       int *np, JCOEF *blk) {
+	uint64_t b = r->acc;
+	unsigned e = ac->look[b >> (64 - LOOK)], l, run, s;
+	if (e) {
+		s = (e >> 5) & 15;
+		run = e >> 9;
+		skip(r, e & 31);
+		l = (e & 31) - s;
+	} else { // a code longer than LOOK bits
+		int len, rs = symbol(ac, b, &len);
+		if (rs < 0) return -1;
+		l = (unsigned)len;
+		s = (unsigned)rs & 15;
+		run = (unsigned)rs >> 4;
+		skip(r, l + s);
+	}
+	if (!s) {
+		if (run != 15) return 1; // end of block
+		*kp += 16;
+		return 0;
+	}
+	int k = *kp + (int)run;
+	if (k > 63) return -1;
+	// The s value bits follow the code; a leading 0 makes it negative
+	// (extend), here without a branch.
+	uint64_t t = b << l;
+	int v = (int)(t >> (64 - s)) - (int)(((uint32_t)(t >> 63) - 1) & ((1u << s) - 1));
+	unsigned z = natural[k];
+	if (blk) {
+		blk[z] = (JCOEF)v; // those the inverse DCT does not read do no harm
+	} else {
+		coef[*np] = (uint32_t)(uint16_t)(int16_t)v << 16 | z; // kept when needed: no branch to mispredict
+		*np += (int)(need >> z & 1);
+	}
+	*kp = k + 1;
+	return 0;
+}
+
 // block decodes one block from rp: its DC difference, and its nonzero AC
 // coefficients either into blk (natural order) or, when blk is NULL, as
 // value << 16 | natural index in coef (at most 63), only those whose bit
@@ -185,43 +230,16 @@ static inline __attribute__((always_inline)) int block(bitr *rp, const htab *dc,
 	if (s < 0) goto bad;
 	*dcdiff = s ? extend((uint32_t)((r->acc << len) >> (64 - s)), s) : 0;
 	skip(r, (unsigned)(len + s));
-	for (int k = 1; k < 64;) {
+	// At most 16 + 11 bits of DC leave at least 29 for the first AC
+	// symbol; then one refill (at least 56 bits) for two (an AC symbol
+	// takes at most 16 + 10 bits: build refuses larger values).
+	int k = 1, st = acsym(r, ac, &k, need, coef, &n, blk);
+	while (!st && k < 64) {
 		refill(r);
-		uint64_t b = r->acc;
-		unsigned e = ac->look[b >> (64 - LOOK)], l, run;
-		if (e) {
-			s = (int)(e >> 5) & 15;
-			run = e >> 9;
-			skip(r, e & 31);
-			l = (e & 31) - (unsigned)s;
-		} else { // a code longer than LOOK bits
-			int rs = symbol(ac, b, &len);
-			if (rs < 0) goto bad;
-			l = (unsigned)len;
-			s = rs & 15;
-			run = (unsigned)rs >> 4;
-			skip(r, l + (unsigned)s);
-		}
-		if (!s) {
-			if (run != 15) break; // end of block
-			k += 16;
-			continue;
-		}
-		k += (int)run;
-		if (k > 63) goto bad;
-		// The s value bits follow the code; a leading 0 makes it negative
-		// (extend), here without a branch.
-		uint64_t t = b << l;
-		int v = (int)(t >> (64 - s)) - (int)(((uint32_t)(t >> 63) - 1) & ((1u << s) - 1));
-		unsigned z = natural[k];
-		if (blk) {
-			blk[z] = (JCOEF)v; // those the inverse DCT does not read do no harm
-		} else {
-			coef[n] = (uint32_t)(uint16_t)(int16_t)v << 16 | z; // kept when needed: no branch to mispredict
-			n += (int)(need >> z & 1);
-		}
-		k++;
+		if ((st = acsym(r, ac, &k, need, coef, &n, blk)) || k >= 64) break;
+		st = acsym(r, ac, &k, need, coef, &n, blk);
 	}
+	if (st < 0) goto bad;
 	*rp = rl;
 	return n;
 bad:
