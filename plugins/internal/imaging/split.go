@@ -24,6 +24,10 @@ import (
 // one-thread ones ([0]) run in parallel, one per core.
 var splitContexts = [2]chan *C.splitjpeg{make(chan *C.splitjpeg, runtime.NumCPU()+1), make(chan *C.splitjpeg, 1)}
 
+// maxRetained is the most memory a recycled decoder context may keep (a
+// 4K frame's two-thread context holds about 15 MiB).
+const maxRetained = 32 << 20
+
 // splitPoints are where in the entropy-coded data the second thread
 // starts, for full-size decodes [0] and reduced ones [1] (float64 bits).
 // The calling thread also runs the inverse DCT, upsampling and colour
@@ -114,6 +118,10 @@ func decodeSplit(b []byte, w, h, num int, split float64, wait bool) (mat gocv.Ma
 		}
 	}
 	defer func() {
+		if C.splitjpeg_retained(s) > maxRetained {
+			C.splitjpeg_free(s) // sized for an unusually large image: not kept
+			return
+		}
 		select {
 		case pool <- s:
 		default:

@@ -344,6 +344,12 @@ void splitjpeg_free(splitjpeg *s) {
 	free(s);
 }
 
+size_t splitjpeg_retained(const splitjpeg *s) {
+	return s->datacap + s->segcap * sizeof(uint64_t) +
+	       s->mcucap * (2 * sizeof(uint64_t) + 4 * sizeof(int32_t) + MAXBLK * sizeof(int32_t) + 2 * sizeof(uint32_t)) +
+	       s->coefcap * sizeof(uint32_t);
+}
+
 // grow makes *p hold at least n elements of size sz.
 static int grow(void **p, size_t *cap, size_t n, size_t sz) {
 	if (*cap >= n) return 1;

@@ -22,6 +22,11 @@ typedef struct {
 splitjpeg *splitjpeg_new(void);
 void splitjpeg_free(splitjpeg *s);
 
+// splitjpeg_retained is the memory s keeps between decodes, in bytes: its
+// copy of the last images' entropy-coded data and the second thread's
+// arrays, sized for the largest image it decoded.
+size_t splitjpeg_retained(const splitjpeg *s);
+
 // splitjpeg_decode decodes buf at the DCT scale num/8 into BGR pixels of w x
 // h (the scaled size) with row pitch, exactly as TurboJPEG's tjDecompress2
 // with accurate IDCT and fancy upsampling does. split (0..1) is where in the
