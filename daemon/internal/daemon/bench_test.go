@@ -2,12 +2,12 @@ package daemon
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -210,25 +210,13 @@ type modelOnly struct {
 	cmd   *exec.Cmd
 	req   io.WriteCloser
 	reply *bufio.Scanner
-	log   lockedBuffer // its output, for errors
+	log   string // the file its output goes to, for errors
 }
 
-// lockedBuffer is a bytes.Buffer a process may write while it is read.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
+// output is what the process wrote so far.
+func (m *modelOnly) output() string {
+	b, _ := os.ReadFile(m.log)
+	return string(b)
 }
 
 // startModelOnly starts bin (plugins/onnx's test binary) serving model with
@@ -245,7 +233,12 @@ func startModelOnly(b *testing.B, bin string, cfg *config.Config, model string) 
 	m := &modelOnly{cmd: exec.Command(bin, "-test.run", "^$", "-test.bench", "^BenchmarkModelOnlyServe$", "-test.benchtime", "1x")}
 	m.cmd.Env = append(os.Environ(), env, "AZAION_BENCH_MODEL="+testenv.Model(b, model))
 	m.cmd.ExtraFiles = []*os.File{w}
-	m.cmd.Stdout, m.cmd.Stderr = &m.log, &m.log
+	out, err := os.Create(filepath.Join(b.TempDir(), "model-only.log"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer out.Close() // the process has its own copy
+	m.log, m.cmd.Stdout, m.cmd.Stderr = out.Name(), out, out
 	if m.req, err = m.cmd.StdinPipe(); err != nil {
 		b.Fatal(err)
 	}
@@ -258,7 +251,7 @@ func startModelOnly(b *testing.B, bin string, cfg *config.Config, model string) 
 	b.Cleanup(func() {
 		m.req.Close()
 		if err := m.cmd.Wait(); err != nil {
-			b.Errorf("model-only side: %v\n%s", err, m.log.String())
+			b.Errorf("model-only side: %v\n%s", err, m.output())
 		}
 		r.Close()
 	})
@@ -274,10 +267,10 @@ func startModelOnly(b *testing.B, bin string, cfg *config.Config, model string) 
 // run's duration.
 func (m *modelOnly) run(bs, n int) ([]time.Duration, error) {
 	if _, err := fmt.Fprintf(m.req, "%d %d\n", bs, n); err != nil {
-		return nil, fmt.Errorf("model-only side: %w\n%s", err, m.log.String())
+		return nil, fmt.Errorf("model-only side: %w\n%s", err, m.output())
 	}
 	if !m.reply.Scan() {
-		return nil, fmt.Errorf("model-only side ended (%v)\n%s", m.reply.Err(), m.log.String())
+		return nil, fmt.Errorf("model-only side ended (%v)\n%s", m.reply.Err(), m.output())
 	}
 	line := m.reply.Text()
 	if strings.HasPrefix(line, "error: ") {
