@@ -248,21 +248,17 @@ func busVariants(t *testing.T) [][]byte {
 		out = append(out, append([]byte(nil), buf.GetBytes()...))
 		buf.Close()
 	}
-	for _, code := range []int{1, 0} {
+	flipped := func(code int) {
 		f := gocv.NewMat()
+		defer f.Close()
 		gocv.Flip(src, &f, code)
-		if code == 1 {
-			enc(f)
-			crop := src.Region(image.Rect(0, 0, src.Cols()*2/3, src.Rows()))
-			c := crop.Clone()
-			enc(c)
-			c.Close()
-			crop.Close()
-		} else {
-			enc(f)
-		}
-		f.Close()
+		enc(f)
 	}
+	flipped(1) // mirrored
+	crop := src.Region(image.Rect(0, 0, src.Cols()*2/3, src.Rows()))
+	enc(crop)
+	crop.Close()
+	flipped(0) // upside down
 	return out
 }
 

@@ -88,26 +88,31 @@ func BenchmarkHTTPDetect(b *testing.B) {
 				elapsed time.Duration
 				model   = map[int]*bareRuns{1: {}, 4: {}}
 			)
+			// Paired: turns of 5 images at concurrency 1; at 4, turns of
+			// 60, so that the pipeline filling at the start of each (four
+			// images decoded while the runtime waits for the first batch)
+			// and draining at its end weigh little against its steady state.
+			turn := b.N
+			if bare != nil {
+				turn = 5
+				if conc > 1 {
+					turn = 15 * conc
+				}
+			}
 			b.ResetTimer()
-			if bare == nil {
-				elapsed = st.detect(b, h, img, conc, b.N)
-			}
-			// Turns of 5 images at concurrency 1; at 4, turns of 60, so
-			// that the pipeline filling at the start of each (four images
-			// decoded while the runtime waits for the first batch) and
-			// draining at its end weigh little against its steady state.
-			turn := 5
-			if conc > 1 {
-				turn = 15 * conc
-			}
-			for done := 0; bare != nil && done < b.N; done += turn {
-				elapsed += st.detect(b, h, img, conc, min(turn, b.N-done))
+			for done := 0; done < b.N; {
+				k := min(turn, b.N-done)
+				elapsed += st.detect(b, h, img, conc, k)
+				done += k
+				if bare == nil {
+					continue
+				}
 				b.StopTimer()
 				if conc == 1 {
-					model[1].add(b, bare, 1, min(turn, b.N-done))
+					model[1].add(b, bare, 1, k)
 				} else {
-					model[4].add(b, bare, 4, max(1, min(turn, b.N-done)/4))
-					model[1].add(b, bare, 1, max(1, min(turn, b.N-done)/4))
+					model[4].add(b, bare, 4, max(1, k/4))
+					model[1].add(b, bare, 1, max(1, k/4))
 				}
 				b.StartTimer()
 			}

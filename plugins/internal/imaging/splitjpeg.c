@@ -152,13 +152,9 @@ static inline void skip(bitr *r, unsigned k) {
 	r->n -= k;
 }
 
-// symbol decodes one Huffman symbol from the top of bits; -1 when no code matches.
-static inline int symbol(const htab *t, uint64_t bits, int *len) {
-	unsigned e = t->look[bits >> (64 - LOOK)];
-	if (e) {
-		*len = (int)(e >> 8);
-		return (int)(e & 255);
-	}
+// longsym decodes a Huffman symbol whose code is longer than LOOK bits
+// from the top of bits; -1 when no code matches.
+static inline int longsym(const htab *t, uint64_t bits, int *len) {
 	for (int l = LOOK + 1; l <= 16; l++) {
 		int32_t code = (int32_t)(bits >> (64 - l));
 		if (code <= t->maxcode[l]) {
@@ -169,7 +165,23 @@ static inline int symbol(const htab *t, uint64_t bits, int *len) {
 	return -1;
 }
 
-static inline int extend(uint32_t v, int s) { return v < (1u << (s - 1)) ? (int)v - (1 << s) + 1 : (int)v; }
+// dcsym decodes one DC symbol from the top of bits; -1 when no code matches.
+static inline int dcsym(const htab *t, uint64_t bits, int *len) {
+	unsigned e = t->look[bits >> (64 - LOOK)];
+	if (e) {
+		*len = (int)(e >> 8);
+		return (int)(e & 255);
+	}
+	return longsym(t, bits, len);
+}
+
+// value returns the s (at least 1) value bits that follow the first l bits
+// of b as a coefficient: a leading 0 makes it negative (JPEG's EXTEND),
+// here without a branch.
+static inline int value(uint64_t b, unsigned l, unsigned s) {
+	uint64_t t = b << l;
+	return (int)(t >> (64 - s)) - (int)(((uint32_t)(t >> 63) - 1) & ((1u << s) - 1));
+}
 
 // acsym decodes one AC symbol from r (which must hold at least 26 bits)
 // into blk, or into coef (see block), at *k: 0 when the block goes on, 1 at
@@ -184,7 +196,7 @@ static inline __attribute__((always_inline)) int acsym(bitr *r, const htab *ac, 
 		skip(r, e & 31);
 		l = (e & 31) - s;
 	} else { // a code longer than LOOK bits
-		int len, rs = symbol(ac, b, &len);
+		int len, rs = longsym(ac, b, &len);
 		if (rs < 0) return -1;
 		l = (unsigned)len;
 		s = (unsigned)rs & 15;
@@ -198,10 +210,7 @@ static inline __attribute__((always_inline)) int acsym(bitr *r, const htab *ac, 
 	}
 	int k = *kp + (int)run;
 	if (k > 63) return -1;
-	// The s value bits follow the code; a leading 0 makes it negative
-	// (extend), here without a branch.
-	uint64_t t = b << l;
-	int v = (int)(t >> (64 - s)) - (int)(((uint32_t)(t >> 63) - 1) & ((1u << s) - 1));
+	int v = value(b, l, s);
 	unsigned z = natural[k];
 	if (blk) {
 		blk[z] = (JCOEF)v; // those the inverse DCT does not read do no harm
@@ -226,9 +235,9 @@ static inline __attribute__((always_inline)) int block(bitr *rp, const htab *dc,
 	bitr rl = *rp, *r = &rl;
 	int len, n = 0;
 	refill(r);
-	int s = symbol(dc, r->acc, &len);
+	int s = dcsym(dc, r->acc, &len);
 	if (s < 0) goto bad;
-	*dcdiff = s ? extend((uint32_t)((r->acc << len) >> (64 - s)), s) : 0;
+	*dcdiff = s ? value(r->acc, (unsigned)len, (unsigned)s) : 0;
 	skip(r, (unsigned)(len + s));
 	// At most 16 + 11 bits of DC leave at least 29 for the first AC
 	// symbol; then one refill (at least 56 bits) for two (an AC symbol
@@ -346,8 +355,9 @@ void splitjpeg_free(splitjpeg *s) {
 
 size_t splitjpeg_retained(const splitjpeg *s) {
 	return s->datacap + s->segcap * sizeof(uint64_t) +
-	       s->mcucap * (2 * sizeof(uint64_t) + 4 * sizeof(int32_t) + MAXBLK * sizeof(int32_t) + 2 * sizeof(uint32_t)) +
-	       s->coefcap * sizeof(uint32_t);
+	       s->mcucap * (sizeof *s->wstart + sizeof *s->wend + 4 * sizeof *s->wpred + MAXBLK * sizeof *s->wdc +
+	                    sizeof *s->wcbeg + sizeof *s->wcend) +
+	       s->coefcap * sizeof *s->wcoef;
 }
 
 // grow makes *p hold at least n elements of size sz.
