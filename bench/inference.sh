@@ -13,7 +13,9 @@
 # its images in turns of 5 (concurrency 1) or 60 (concurrency 4), each
 # followed by as many through the bare runtime (plugins/onnx's
 # BenchmarkModelOnlyServe in a process of its own, same model and plugin
-# configuration: AZAION_BENCH_PAIRED), and each ratio compares the two. The
+# configuration: AZAION_BENCH_PAIRED), and each ratio compares the two (at
+# concurrency 4 also against two bare batch-1 runs at once, as the plugin
+# runs a busy model: concurrent_batches). The
 # run is AZAION_BENCH_ROUNDS rounds (default 3) of bus.jpg and 4K end to
 # end; the summary prints every round's ratios and their median.
 # AZAION_BENCH_N sets the images per measurement (default 120).
@@ -74,7 +76,7 @@ except (OSError, KeyError) as err:
     sys.exit(f'bench/inference.sh: missing results ({err})')
 
 print(f'\n{"":40} {"images/s":>9} {"p50 ms":>8} {"p99 ms":>8}   {"bare runtime beside it":>24}')
-for b in ('batch1', 'batch4'):
+for b in ('batch1', 'batch4', 'batch1x2'):
     if b in model:
         m = model[b]
         print(f'{f"model-only {b}":40} {m["images/s"]:9.2f} {m["p50_ms"]:8.1f} {m["p99_ms"]:8.1f}')
@@ -82,7 +84,8 @@ for r in range(rounds):
     for img in ('bus', '4k'):
         for c in ('c1', 'c4'):
             m = e2e[r][img][c]
-            side = f'batch 1 p50 {m["model_p50_ms"]:.1f} ms' if c == 'c1' else f'batch {int(m["model_batch"])} {m["model_images/s"]:.2f} images/s'
+            side = f'batch 1 p50 {m["model_p50_ms"]:.1f} ms' if c == 'c1' else \
+                f'batch {int(m["model_batch"])} {m["model_images/s"]:.2f} images/s, two at once {m["model_x2_images/s"]:.2f}'
             print(f'{f"  round {r + 1} end-to-end {img} concurrency {c[1]}":40} {m["images/s"]:9.2f} {m["p50_ms"]:8.1f} {m["p99_ms"]:8.1f}   {side:>24}')
 
 print(f'\n{"decode per image":22} {"OpenCV":>8} {"full":>8} {"chosen scale":>14} {"TurboJPEG":>10} {"+letterbox":>11}   {"1 thread":>16} {"2 threads":>16}')
@@ -109,4 +112,10 @@ for name, img, c, op, goal in targets:
     ok = med >= goal if op == '>=' else med <= goal
     print(f'  {name:42} ' + ' '.join(f'{v:5.2f}x' for v in vals) +
           f'   median {med:.2f}x (target {op} {goal:.2f}x: {"met" if ok else "not met"})')
+# The plugin runs two batches at once on a busy model (concurrent_batches);
+# the same against the bare runtime doing the same (no target).
+for img in ('bus', '4k'):
+    vals = [e[img]['c4']['ratio_x2'] for e in e2e]
+    name = f'{"bus.jpg" if img == "bus" else "4K"} throughput c4 / bare, two runs at once'
+    print(f'  {name:42} ' + ' '.join(f'{v:5.2f}x' for v in vals) + f'   median {statistics.median(vals):.2f}x')
 PY

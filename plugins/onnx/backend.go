@@ -192,7 +192,7 @@ func (b *Backend) Load(ctx context.Context, desc model.Descriptor, data []byte) 
 		sess.Destroy()
 		return nil, fmt.Errorf("model %s: %w", desc.Name, err)
 	}
-	m := newLoaded(resolved, sess, sh, runBatch, b.cfg.BatchWait)
+	m := newLoaded(resolved, sess, sh, runBatch, b.cfg.ConcurrentBatches, b.cfg.BatchWait)
 	warm, err := m.warmup()
 	if err != nil {
 		m.close()
@@ -212,9 +212,9 @@ func (b *Backend) Load(ctx context.Context, desc model.Descriptor, data []byte) 
 	m.handle = fmt.Sprintf("%s#%d", resolved.ID(), b.nextID)
 	b.models[m.handle] = m
 	b.mu.Unlock()
-	go m.run()
+	m.start()
 	b.log.Info("model loaded", "handle", m.handle, "input", fmt.Sprintf("%dx%d", resolved.InputWidth, resolved.InputHeight),
-		"batch", resolved.Batch, "dynamic_batch", resolved.DynamicBatch, "max_batch", runBatch, "output", resolved.Output,
+		"batch", resolved.Batch, "dynamic_batch", resolved.DynamicBatch, "max_batch", runBatch, "concurrent_batches", len(m.lanes), "output", resolved.Output,
 		"classes", len(resolved.Classes), "providers", used, "warmup", warm)
 	return &backend.LoadResult{
 		Handle:     m.handle,

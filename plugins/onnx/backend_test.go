@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"image"
 	"math"
 	"os"
@@ -226,6 +227,76 @@ func TestBatchOfDifferentImages(t *testing.T) {
 		if got := yolotest.Format(r.Detections); got != alone[i] {
 			t.Errorf("image %d in the batch:\n%s\nalone:\n%s", i, got, alone[i])
 		}
+	}
+}
+
+// TestConcurrentBatches: with concurrent_batches 2 a model runs a second
+// batch while its first one runs (never a third), each with its own
+// buffers, so every call gets its own image's detections; with 1 batches
+// run one at a time.
+func TestConcurrentBatches(t *testing.T) {
+	imgs := busVariants(t)
+	for _, lanes := range []int{1, 2} {
+		t.Run(fmt.Sprintf("concurrent_batches_%d", lanes), func(t *testing.T) {
+			b := newBackend(t, Config{MaxBatch: 2, ConcurrentBatches: lanes})
+			lr := loadModel(t, b, "yolo11n_dequant_fp32.onnx")
+			alone := make([]string, len(imgs))
+			for i, img := range imgs {
+				res, err := b.Detect(context.Background(), lr.Handle, [][]byte{img}, backend.DetectParams{})
+				if err != nil || res[0].Err != nil {
+					t.Fatal(err, res[0].Err)
+				}
+				alone[i] = yolotest.Format(res[0].Detections)
+			}
+			m := b.models[lr.Handle]
+			m.busyMu.Lock()
+			m.peak = 0
+			m.busyMu.Unlock()
+			busyBefore := m.busyTime()
+			// Three rounds of every image, all at once: the first batch
+			// runs for tens of milliseconds, the other calls queue behind it.
+			const rounds = 3
+			var wg sync.WaitGroup
+			res := make([][]backend.ImageResult, rounds*len(imgs))
+			errs := make([]error, len(res))
+			start := time.Now()
+			for k := range res {
+				wg.Go(func() {
+					res[k], errs[k] = b.Detect(context.Background(), lr.Handle, [][]byte{imgs[k%len(imgs)]}, backend.DetectParams{})
+				})
+			}
+			wg.Wait()
+			wall := time.Since(start)
+			var inferSum time.Duration
+			for k := range res {
+				if errs[k] != nil {
+					t.Fatal(errs[k])
+				}
+				r := &res[k][0]
+				if got := yolotest.Format(r.Detections); got != alone[k%len(imgs)] {
+					t.Errorf("call %d (image %d) beside others:\n%s\nalone:\n%s", k, k%len(imgs), got, alone[k%len(imgs)])
+				}
+				if r.Timings.Infer <= 0 || r.Timings.Queue < 0 {
+					t.Errorf("call %d: timings %+v", k, r.Timings)
+				}
+				inferSum += r.Timings.Infer / time.Duration(r.BatchSize) // each batch once
+			}
+			m.busyMu.Lock()
+			peak := m.peak
+			m.busyMu.Unlock()
+			if peak != lanes {
+				t.Errorf("at most %d batches ran at once, want %d", peak, lanes)
+			}
+			// Busy counts the time any batch ran, once: with one lane the
+			// batches' sum, with two less (they overlapped).
+			st, _ := b.Stats(context.Background())
+			busy := st.Models[0].Busy - busyBefore
+			if lanes == 1 && (busy-inferSum).Abs() > time.Duration(len(res))*time.Nanosecond ||
+				lanes == 2 && (busy >= inferSum || busy <= 0) {
+				t.Errorf("%d lanes: busy %v for batches that ran %v in all", lanes, busy, inferSum)
+			}
+			t.Logf("%d lanes: %d calls in %v, batches' inference %v in all, busy %v", lanes, len(res), wall, inferSum, busy)
+		})
 	}
 }
 

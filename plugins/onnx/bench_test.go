@@ -3,6 +3,7 @@ package onnx
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -81,12 +82,13 @@ func reportLatency(b *testing.B, images int, elapsed time.Duration, lat []time.D
 
 // bareSession is the ONNX Runtime session alone: the benchmark model with
 // the session options the plugin serves with, and one input (bus.jpg's
-// letterbox in every slot) and output tensor per batch size.
+// letterbox in every slot) and output tensor per batch size and caller.
 type bareSession struct {
 	sess     *ort.DynamicAdvancedSession
 	opts     *ort.SessionOptions
 	fixed    int64 // the model's batch size, 0 when dynamic
-	in, out  map[int64]*ort.Tensor[float32]
+	mu       sync.Mutex
+	in, out  map[bareSlot]*ort.Tensor[float32]
 	h, w     int64
 	per      int
 	plane    []float32
@@ -116,8 +118,8 @@ func newBareSession(b *testing.B) *bareSession {
 		opts.Destroy()
 		b.Fatal(err)
 	}
-	s := &bareSession{sess: sess, opts: opts, fixed: max(sh.batch, 0), in: map[int64]*ort.Tensor[float32]{},
-		out: map[int64]*ort.Tensor[float32]{}, h: sh.h, w: sh.w, outShape: [2]int64{sh.out[1], sh.out[2]}}
+	s := &bareSession{sess: sess, opts: opts, fixed: max(sh.batch, 0), in: map[bareSlot]*ort.Tensor[float32]{},
+		out: map[bareSlot]*ort.Tensor[float32]{}, h: sh.h, w: sh.w, outShape: [2]int64{sh.out[1], sh.out[2]}}
 	if s.h <= 0 || s.w <= 0 {
 		s.h, s.w = 640, 640
 	}
@@ -129,15 +131,25 @@ func newBareSession(b *testing.B) *bareSession {
 // supports reports whether the model runs at batch size bs.
 func (s *bareSession) supports(bs int64) bool { return s.fixed == 0 || s.fixed == bs }
 
-// run runs the session once at batch size bs (tensors made on first use).
-func (s *bareSession) run(bs int64) error {
-	in, ok := s.in[bs]
+// bareSlot names the tensors of one batch size and caller.
+type bareSlot struct {
+	bs     int64
+	caller int
+}
+
+// run runs the session once at batch size bs with the tensors of caller
+// (made on first use); callers run at once.
+func (s *bareSession) run(bs int64, caller int) error {
+	k := bareSlot{bs, caller}
+	s.mu.Lock()
+	in, ok := s.in[k]
 	if !ok {
 		var err error
 		if in, err = ort.NewEmptyTensor[float32](ort.NewShape(bs, 3, s.h, s.w)); err != nil {
+			s.mu.Unlock()
 			return err
 		}
-		s.in[bs] = in
+		s.in[k] = in
 		for i := range int(bs) {
 			if len(s.plane) == s.per {
 				copy(in.GetData()[i*s.per:], s.plane)
@@ -145,15 +157,42 @@ func (s *bareSession) run(bs int64) error {
 		}
 		out, err := ort.NewEmptyTensor[float32](ort.NewShape(bs, s.outShape[0], s.outShape[1]))
 		if err != nil {
+			s.mu.Unlock()
 			return err
 		}
-		s.out[bs] = out
+		s.out[k] = out
 	}
-	return s.sess.Run([]ort.Value{in}, []ort.Value{s.out[bs]})
+	out := s.out[k]
+	s.mu.Unlock()
+	return s.sess.Run([]ort.Value{in}, []ort.Value{out})
+}
+
+// runs runs the session n times at batch size bs, spread over callers
+// running at once, and returns each run's duration and the time for all.
+func (s *bareSession) runs(bs int64, n, callers int) ([]time.Duration, time.Duration, error) {
+	lat := make([]time.Duration, n)
+	errs := make([]error, callers)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for c := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := c; i < n; i += callers {
+				t0 := time.Now()
+				if errs[c] = s.run(bs, c); errs[c] != nil {
+					return
+				}
+				lat[i] = time.Since(t0)
+			}
+		}()
+	}
+	wg.Wait()
+	return lat, time.Since(start), errors.Join(errs...)
 }
 
 func (s *bareSession) close() {
-	for _, m := range []map[int64]*ort.Tensor[float32]{s.in, s.out} {
+	for _, m := range []map[bareSlot]*ort.Tensor[float32]{s.in, s.out} {
 		for _, t := range m {
 			t.Destroy()
 		}
@@ -164,31 +203,34 @@ func (s *bareSession) close() {
 
 // BenchmarkModelOnly runs the ONNX Runtime session alone (same session
 // options as served; input already preprocessed; no post-processing) at
-// batch 1 and 4 (batch 4 only on dynamic-batch models). One op is one batch.
+// batch 1 and 4 (batch 4 only on dynamic-batch models), and as the plugin
+// runs a busy model: two batch-1 runs at once (batch1x2). One op is one
+// batch.
 func BenchmarkModelOnly(b *testing.B) {
 	s := newBareSession(b)
 	defer s.close()
-	for _, bs := range []int64{1, 4} {
-		if !s.supports(bs) {
+	for _, c := range []struct {
+		bs      int64
+		callers int
+	}{{1, 1}, {4, 1}, {1, 2}} {
+		if !s.supports(c.bs) {
 			continue
 		}
-		b.Run(fmt.Sprintf("batch%d", bs), func(b *testing.B) {
-			if err := s.run(bs); err != nil { // warm-up
+		name := fmt.Sprintf("batch%d", c.bs)
+		if c.callers > 1 {
+			name += fmt.Sprintf("x%d", c.callers)
+		}
+		b.Run(name, func(b *testing.B) {
+			if _, _, err := s.runs(c.bs, c.callers, c.callers); err != nil { // warm-up
 				b.Fatal(err)
 			}
-			lat := make([]time.Duration, 0, b.N)
 			b.ResetTimer()
-			start := time.Now()
-			for range b.N {
-				t0 := time.Now()
-				if err := s.run(bs); err != nil {
-					b.Fatal(err)
-				}
-				lat = append(lat, time.Since(t0))
+			lat, elapsed, err := s.runs(c.bs, b.N, c.callers)
+			if err != nil {
+				b.Fatal(err)
 			}
-			elapsed := time.Since(start)
 			b.StopTimer()
-			reportLatency(b, b.N*int(bs), elapsed, lat)
+			reportLatency(b, b.N*int(c.bs), elapsed, lat)
 		})
 	}
 }
@@ -197,11 +239,12 @@ func BenchmarkModelOnly(b *testing.B) {
 // benchmark (daemon BenchmarkHTTPDetect with AZAION_BENCH_PAIRED): the
 // session of BenchmarkModelOnly, run on request so that the two measure
 // side by side, in turns of a second or so, on a machine whose speed
-// drifts. It reads lines "batch count" on stdin, runs the session count
-// times at that batch size and answers each line on file descriptor 3
-// with the count durations in nanoseconds, space-separated ("error: ..."
-// when it cannot); it returns at the end of stdin. Without that pipe it
-// has nothing to do and says so.
+// drifts. It reads lines "batch count [callers]" on stdin, runs the session
+// count times at that batch size, spread over callers running at once
+// (default 1), and answers each line on file descriptor 3 with the time
+// for all of them and then each run's duration, in nanoseconds,
+// space-separated ("error: ..." when it cannot); it returns at the end of
+// stdin. Without that pipe it has nothing to do and says so.
 //
 //	onnx.test -test.run '^$' -test.bench '^BenchmarkModelOnlyServe$' -test.benchtime 1x 3>reply
 func BenchmarkModelOnlyServe(b *testing.B) {
@@ -213,29 +256,44 @@ func BenchmarkModelOnlyServe(b *testing.B) {
 	defer s.close()
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
-		var bs int64
-		var n int
 		var answer strings.Builder
-		if _, err := fmt.Sscan(in.Text(), &bs, &n); err != nil || n < 1 || !s.supports(bs) {
-			fmt.Fprintf(&answer, "error: bad request %q (want a batch size the model takes and a count)", in.Text())
+		bs, n, callers, err := parseServeRequest(in.Text())
+		if err == nil && !s.supports(bs) {
+			err = fmt.Errorf("the model does not run at batch size %d", bs)
+		}
+		var lat []time.Duration
+		var all time.Duration
+		if err == nil {
+			lat, all, err = s.runs(bs, n, callers)
+		}
+		if err != nil {
+			fmt.Fprintf(&answer, "error: %v", err)
 		} else {
-			for i := range n {
-				t0 := time.Now()
-				if err := s.run(bs); err != nil {
-					answer.Reset()
-					fmt.Fprintf(&answer, "error: %v", err)
-					break
-				}
-				if i > 0 {
-					answer.WriteByte(' ')
-				}
-				fmt.Fprint(&answer, time.Since(t0).Nanoseconds())
+			fmt.Fprint(&answer, all.Nanoseconds())
+			for _, d := range lat {
+				fmt.Fprint(&answer, " ", d.Nanoseconds())
 			}
 		}
 		if _, err := fmt.Fprintln(reply, answer.String()); err != nil {
 			b.Fatal(err)
 		}
 	}
+}
+
+// parseServeRequest reads BenchmarkModelOnlyServe's "batch count [callers]".
+func parseServeRequest(line string) (bs int64, n, callers int, err error) {
+	f := strings.Fields(line)
+	callers = 1
+	if len(f) == 2 || len(f) == 3 {
+		_, err = fmt.Sscan(line, &bs, &n)
+		if err == nil && len(f) == 3 {
+			_, err = fmt.Sscan(f[2], &callers)
+		}
+	}
+	if len(f) < 2 || len(f) > 3 || err != nil || bs < 1 || n < 1 || callers < 1 || callers > 16 {
+		return 0, 0, 0, fmt.Errorf("bad request %q (want a batch size, a count and optionally 1..16 callers)", line)
+	}
+	return bs, n, callers, nil
 }
 
 // BenchmarkDetect runs Detect end to end from JPEG bytes (decode,

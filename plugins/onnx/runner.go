@@ -75,10 +75,28 @@ type loaded struct {
 	// (video.go): the runner waits for them.
 	queueing atomic.Int64
 	stop     chan struct{}
-	done     chan struct{}
+	done     chan struct{} // closed when every lane's runner has returned
 	once     sync.Once
 
-	// Runner-owned state.
+	// lanes are the runners, each with its own buffers: a second batch runs
+	// while the first does (one session, concurrent runs).
+	lanes []*lane
+
+	requests, images, nbatches, errors atomic.Uint64
+	// busy is the time the session ran at least one batch; running counts
+	// the batches running now and since is when the count left zero.
+	busyMu  sync.Mutex
+	running int
+	peak    int // the most batches that ran at once
+	since   time.Time
+	busy    time.Duration
+}
+
+// lane runs one batch at a time on the model's session: the batches run
+// handed to it (work), with their tensors and post-processing state.
+type lane struct {
+	work    chan []*request
+	batch   []*request // the last batch handed over (its backing is reused)
 	batches map[int]*batchBufs
 	inData  []float32 // backing of the batch input tensors
 	outData []float32 // backing of the output tensors
@@ -86,9 +104,6 @@ type loaded struct {
 	out16s  []uint16  // backing of the float16 output tensors
 	dec     yolo.Decoder
 	scratch []yolo.Detection
-
-	requests, images, nbatches, errors atomic.Uint64
-	busy                               atomic.Int64
 }
 
 // batchBufs are the input and output tensors of one batch size.
@@ -97,18 +112,49 @@ type batchBufs struct {
 	in16, out16 *halfTensor          // for float16 models
 }
 
-func newLoaded(d model.Descriptor, sess *ort.DynamicAdvancedSession, sh modelShape, runBatch int, wait time.Duration) *loaded {
+// newLoaded returns a model whose runners (started by start) run up to
+// lanes batches at once on sess.
+func newLoaded(d model.Descriptor, sess *ort.DynamicAdvancedSession, sh modelShape, runBatch, lanes int, wait time.Duration) *loaded {
 	m := &loaded{
 		desc: d, sess: sess, w: d.InputWidth, h: d.InputHeight, bgr: d.PixelFormat == "BGR",
 		maxBatch: max(runBatch, 1), batchWait: wait, out: sh.out, layout: d.Output, in16: sh.in16, out16: sh.out16,
 		reqs: make(chan *request, 256), stop: make(chan struct{}), done: make(chan struct{}),
-		batches: map[int]*batchBufs{},
 	}
 	if !d.DynamicBatch {
 		m.fixed = d.Batch
 	}
-	m.pool = &tensorPool{shape: ort.NewShape(1, 3, int64(m.h), int64(m.w)), max: 2 * m.maxBatch}
+	for range max(lanes, 1) {
+		m.lanes = append(m.lanes, &lane{batches: map[int]*batchBufs{}})
+	}
+	m.pool = &tensorPool{shape: ort.NewShape(1, 3, int64(m.h), int64(m.w)), max: 2 * m.maxBatch * len(m.lanes)}
 	return m
+}
+
+// start starts the model's runner: the goroutine that forms batches (run)
+// and one goroutine per lane that runs them.
+func (m *loaded) start() {
+	free := make(chan *lane, len(m.lanes))
+	var wg sync.WaitGroup
+	for _, l := range m.lanes {
+		l.work = make(chan []*request)
+		free <- l
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for batch := range l.work {
+				m.runBatch(l, batch)
+				free <- l
+			}
+		}()
+	}
+	go func() {
+		m.run(free)
+		for _, l := range m.lanes {
+			close(l.work)
+		}
+		wg.Wait()
+		close(m.done)
+	}()
 }
 
 // close stops the runner, fails what is still queued and frees the session.
@@ -124,15 +170,17 @@ func (m *loaded) close() {
 				<-m.done
 			}
 		}
-		for _, bb := range m.batches {
-			if bb.in != nil {
-				bb.in.Destroy()
+		for _, l := range m.lanes {
+			for _, bb := range l.batches {
+				if bb.in != nil {
+					bb.in.Destroy()
+				}
+				if bb.out != nil {
+					bb.out.Destroy()
+				}
+				bb.in16.destroy()
+				bb.out16.destroy()
 			}
-			if bb.out != nil {
-				bb.out.Destroy()
-			}
-			bb.in16.destroy()
-			bb.out16.destroy()
 		}
 		m.pool.close()
 		m.sess.Destroy()
@@ -143,7 +191,31 @@ func (m *loaded) stats() backend.ModelStats {
 	return backend.ModelStats{
 		Handle: m.handle, Name: m.desc.Name,
 		Requests: m.requests.Load(), Images: m.images.Load(), Batches: m.nbatches.Load(),
-		Errors: m.errors.Load(), Busy: time.Duration(m.busy.Load()),
+		Errors: m.errors.Load(), Busy: m.busyTime(),
+	}
+}
+
+// busyTime is the time the session has run at least one batch, up to now.
+func (m *loaded) busyTime() time.Duration {
+	m.busyMu.Lock()
+	defer m.busyMu.Unlock()
+	if m.running > 0 {
+		return m.busy + time.Since(m.since)
+	}
+	return m.busy
+}
+
+// running records that a batch starts (+1) or ends (-1) at now.
+func (m *loaded) setRunning(delta int, now time.Time) {
+	m.busyMu.Lock()
+	defer m.busyMu.Unlock()
+	if m.running == 0 {
+		m.since = now
+	}
+	m.running += delta
+	m.peak = max(m.peak, m.running)
+	if m.running == 0 {
+		m.busy += now.Sub(m.since)
 	}
 }
 
@@ -206,26 +278,34 @@ func (m *loaded) wait(ctx context.Context, r *request) error {
 	return r.err
 }
 
-// run is the runner: it owns the session. It takes the first queued
+// run forms the batches: once a lane is free, it takes the first queued
 // request and every other one already queued, up to maxBatch. While the
 // batch is not full it waits for more only when an image still being
 // decoded is expected within the batch wait since the first one (an idle
-// runtime never waits for images that are not on their way), then runs the
-// batch. Requests that arrive while a batch runs form the next one, so
-// batches fill when the runtime is busy.
-func (m *loaded) run() {
-	defer close(m.done)
+// runtime never waits for images that are not on their way), then hands
+// the batch to the lane. With a lane still running the previous batch the
+// new one runs beside it on the same session; with every lane busy,
+// requests queue and fill the next batch: batches fill when the runtime
+// is busy. It returns after a stop, with the queue drained.
+func (m *loaded) run(free chan *lane) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
-	batch := make([]*request, 0, m.maxBatch)
 	for {
-		batch = batch[:0]
+		var l *lane
+		select {
+		case <-m.stop:
+			m.drain()
+			return
+		case l = <-free:
+		}
+		batch := l.batch[:0] // the lane is done with its previous batch
 		select {
 		case <-m.stop:
 			m.drain()
 			return
 		case r := <-m.reqs:
 			if !r.take() {
+				free <- l
 				continue
 			}
 			batch = append(batch, r)
@@ -260,7 +340,8 @@ func (m *loaded) run() {
 				break gather
 			}
 		}
-		m.runBatch(batch)
+		l.batch = batch
+		l.work <- batch
 	}
 }
 
@@ -285,14 +366,15 @@ func (m *loaded) drain() {
 // for the other images of its call and for the runner) + decode +
 // preprocess + infer (the batch's) + post (from the end of inference to its
 // own detections).
-func (m *loaded) runBatch(batch []*request) {
+func (m *loaded) runBatch(l *lane, batch []*request) {
 	start := time.Now()
 	active.Add(1)
-	out, release, err := m.infer(batch)
-	active.Add(-1)
+	m.setRunning(1, start)
+	out, release, err := m.infer(l, batch)
 	inferEnd := time.Now()
+	m.setRunning(-1, inferEnd)
+	active.Add(-1)
 	infer := inferEnd.Sub(start)
-	m.busy.Add(int64(infer))
 	m.nbatches.Add(1)
 	m.images.Add(uint64(len(batch)))
 	for i, r := range batch {
@@ -303,7 +385,7 @@ func (m *loaded) runBatch(batch []*request) {
 		if err != nil {
 			r.err = fmt.Errorf("onnx: run model %s: %v: %w", m.handle, err, backend.ErrUnavailable)
 		} else {
-			r.err = m.post(out, i, r)
+			r.err = m.post(l, out, i, r)
 			t.Post = time.Since(inferEnd)
 		}
 	}
@@ -320,13 +402,13 @@ func (m *loaded) runBatch(batch []*request) {
 // image on a batch-1 or dynamic model runs straight from its own tensor;
 // otherwise the images are copied into the batch tensor (padded to a fixed
 // batch size).
-func (m *loaded) infer(batch []*request) (*ort.Tensor[float32], func(), error) {
+func (m *loaded) infer(l *lane, batch []*request) (*ort.Tensor[float32], func(), error) {
 	n := len(batch)
 	bs := n
 	if m.fixed > 0 {
 		bs = m.fixed
 	}
-	bb, err := m.bufs(bs)
+	bb, err := m.bufs(l, bs)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -373,33 +455,33 @@ func (m *loaded) infer(batch []*request) (*ort.Tensor[float32], func(), error) {
 // bufs returns the tensors of batch size bs, creating them on first use.
 // The tensors of every batch size are views of one input and one output
 // buffer sized for the largest batch.
-func (m *loaded) bufs(bs int) (*batchBufs, error) {
-	if bb, ok := m.batches[bs]; ok {
+func (m *loaded) bufs(l *lane, bs int) (*batchBufs, error) {
+	if bb, ok := l.batches[bs]; ok {
 		return bb, nil
 	}
 	bb := &batchBufs{}
 	var err error
 	if m.in16 {
 		per := 3 * m.h * m.w
-		if m.in16s == nil {
-			m.in16s = make([]uint16, max(m.maxBatch, m.fixed)*per)
+		if l.in16s == nil {
+			l.in16s = make([]uint16, max(m.maxBatch, m.fixed)*per)
 		}
-		if bb.in16, err = newHalfTensor(ort.NewShape(int64(bs), 3, int64(m.h), int64(m.w)), m.in16s[:bs*per]); err != nil {
+		if bb.in16, err = newHalfTensor(ort.NewShape(int64(bs), 3, int64(m.h), int64(m.w)), l.in16s[:bs*per]); err != nil {
 			return nil, err
 		}
 	} else if bs > 1 {
-		if m.inData == nil {
-			m.inData = make([]float32, max(m.maxBatch, m.fixed)*3*m.h*m.w)
+		if l.inData == nil {
+			l.inData = make([]float32, max(m.maxBatch, m.fixed)*3*m.h*m.w)
 		}
-		if bb.in, err = ort.NewTensor(ort.NewShape(int64(bs), 3, int64(m.h), int64(m.w)), m.inData); err != nil {
+		if bb.in, err = ort.NewTensor(ort.NewShape(int64(bs), 3, int64(m.h), int64(m.w)), l.inData); err != nil {
 			return nil, err
 		}
 	}
 	if m.out[1] > 0 && m.out[2] > 0 {
-		if m.outData == nil {
-			m.outData = make([]float32, int64(max(m.maxBatch, m.fixed))*m.out[1]*m.out[2])
+		if l.outData == nil {
+			l.outData = make([]float32, int64(max(m.maxBatch, m.fixed))*m.out[1]*m.out[2])
 		}
-		if bb.out, err = ort.NewTensor(ort.NewShape(int64(bs), m.out[1], m.out[2]), m.outData); err != nil {
+		if bb.out, err = ort.NewTensor(ort.NewShape(int64(bs), m.out[1], m.out[2]), l.outData); err != nil {
 			if bb.in != nil {
 				bb.in.Destroy()
 			}
@@ -408,10 +490,10 @@ func (m *loaded) bufs(bs int) (*batchBufs, error) {
 		}
 		if m.out16 {
 			o := int(m.out[1] * m.out[2])
-			if m.out16s == nil {
-				m.out16s = make([]uint16, max(m.maxBatch, m.fixed)*o)
+			if l.out16s == nil {
+				l.out16s = make([]uint16, max(m.maxBatch, m.fixed)*o)
 			}
-			if bb.out16, err = newHalfTensor(ort.NewShape(int64(bs), m.out[1], m.out[2]), m.out16s[:bs*o]); err != nil {
+			if bb.out16, err = newHalfTensor(ort.NewShape(int64(bs), m.out[1], m.out[2]), l.out16s[:bs*o]); err != nil {
 				bb.out.Destroy()
 				if bb.in != nil {
 					bb.in.Destroy()
@@ -421,12 +503,12 @@ func (m *loaded) bufs(bs int) (*batchBufs, error) {
 			}
 		}
 	}
-	m.batches[bs] = bb
+	l.batches[bs] = bb
 	return bb, nil
 }
 
 // post decodes image i of the output into its result, in original pixels.
-func (m *loaded) post(out *ort.Tensor[float32], i int, r *request) error {
+func (m *loaded) post(l *lane, out *ort.Tensor[float32], i int, r *request) error {
 	shape := out.GetShape()
 	if len(shape) != 3 {
 		return fmt.Errorf("onnx: output shape %v, want rank 3", shape)
@@ -434,14 +516,14 @@ func (m *loaded) post(out *ort.Tensor[float32], i int, r *request) error {
 	per := int(shape[1] * shape[2])
 	data := out.GetData()[i*per : (i+1)*per]
 	var err error
-	dets := m.scratch[:0]
+	dets := l.scratch[:0]
 	switch m.layout {
 	case model.OutputYOLONMS:
-		dets, err = m.dec.DecodeNMS(dets, data, int(shape[1]), r.params)
+		dets, err = l.dec.DecodeNMS(dets, data, int(shape[1]), r.params)
 	default:
-		dets, err = m.dec.DecodeRaw(dets, data, int(shape[1])-4, int(shape[2]), r.params)
+		dets, err = l.dec.DecodeRaw(dets, data, int(shape[1])-4, int(shape[2]), r.params)
 	}
-	m.scratch = dets
+	l.scratch = dets
 	if err != nil {
 		return fmt.Errorf("onnx: decode output: %w", err)
 	}
@@ -450,7 +532,8 @@ func (m *loaded) post(out *ort.Tensor[float32], i int, r *request) error {
 	return nil
 }
 
-// warmup runs one batch-1 inference on a grey image and returns how long it took.
+// warmup runs one batch-1 inference on a grey image on the first lane
+// (before the runners start) and returns how long it took.
 func (m *loaded) warmup() (time.Duration, error) {
 	t, err := m.pool.get()
 	if err != nil {
@@ -474,11 +557,11 @@ func (m *loaded) warmup() (time.Duration, error) {
 	if m.fixed == 0 {
 		batch = batch[:1]
 	}
-	out, release, err := m.infer(batch)
+	out, release, err := m.infer(m.lanes[0], batch)
 	if err != nil {
 		return 0, err
 	}
-	err = m.post(out, 0, r)
+	err = m.post(m.lanes[0], out, 0, r)
 	if release != nil {
 		release()
 	}

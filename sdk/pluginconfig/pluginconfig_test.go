@@ -21,13 +21,16 @@ func TestDecodeONNX(t *testing.T) {
 				c.BatchWait == 2*time.Millisecond && len(c.Providers) == 1 && c.Providers[0] == "cpu" && c.Library == DefaultORTLibrary
 		}, ""},
 		{"library", `{"library": "/x.so"}`, func(c ONNX) bool { return c.Library == "/x.so" && c.MaxBatch == 4 }, ""},
-		{"all fields", `{"intra_op_threads": 3, "inter_op_threads": 2, "spinning": true, "max_batch": 8, "batch_wait": 5000000, "decode_threads": 5, "decode_priority": "low", "providers": ["CUDA", "cpu"], "fallback_cpu": true}`, func(c ONNX) bool {
+		{"all fields", `{"intra_op_threads": 3, "inter_op_threads": 2, "spinning": true, "max_batch": 8, "batch_wait": 5000000, "decode_threads": 5, "decode_priority": "low", "concurrent_batches": 3, "providers": ["CUDA", "cpu"], "fallback_cpu": true}`, func(c ONNX) bool {
 			c = c.WithDefaults()
 			return c.IntraOpThreads == 3 && c.InterOpThreads == 2 && c.Spinning && c.MaxBatch == 8 && c.BatchWait == 5*time.Millisecond &&
-				c.DecodeThreads == 5 && c.DecodePriority == DecodePriorityLow && c.Providers[0] == "cuda" && c.FallbackCPU
+				c.DecodeThreads == 5 && c.DecodePriority == DecodePriorityLow && c.ConcurrentBatches == 3 && c.Providers[0] == "cuda" && c.FallbackCPU
 		}, ""},
 		{"too many decoders", `{"decode_threads": 1000}`, nil, "decode_threads"},
 		{"bad decode priority", `{"decode_priority": "high"}`, nil, "decode_priority"},
+		{"too many concurrent batches", `{"concurrent_batches": 17}`, nil, "concurrent_batches"},
+		{"one thread, one batch at a time", `{"intra_op_threads": 1}`, func(c ONNX) bool { return c.WithDefaults().ConcurrentBatches == 1 }, ""},
+		{"two threads, two batches", `{"intra_op_threads": 2}`, func(c ONNX) bool { return c.WithDefaults().ConcurrentBatches == 2 }, ""},
 		{"bad json", `{"max_batch": "four"}`, nil, Env},
 		{"unknown field", `{"maxbatch": 4}`, nil, "maxbatch"},
 		{"bad duration", `{"batch_wait": "soon"}`, nil, "batch_wait"},
@@ -61,7 +64,7 @@ func TestDecodeONNX(t *testing.T) {
 // for every plugin kind.
 func TestEncodeDecode(t *testing.T) {
 	onnx := ONNX{Library: "/opt/ort/libonnxruntime.so.1", IntraOpThreads: 3, InterOpThreads: 2, Spinning: true,
-		MaxBatch: 8, BatchWait: 7 * time.Millisecond, DecodeThreads: 3, DecodePriority: DecodePriorityLow, Providers: []string{"cuda", "cpu"}, FallbackCPU: true}
+		MaxBatch: 8, BatchWait: 7 * time.Millisecond, DecodeThreads: 3, DecodePriority: DecodePriorityLow, ConcurrentBatches: 3, Providers: []string{"cuda", "cpu"}, FallbackCPU: true}
 	trainer := Trainer{Python: "/opt/venv/bin/python3"}
 	for _, tc := range []struct {
 		name     string

@@ -26,6 +26,7 @@ onnx:
   batch_wait: 7ms
   decode_threads: 3
   decode_priority: low
+  concurrent_batches: 3
   providers: [cuda, cpu]
   fallback_cpu: true
 trainer:
@@ -45,7 +46,7 @@ trainer:
 		t.Fatal(err)
 	}
 	want := pluginconfig.ONNX{Library: "/opt/ort/libonnxruntime.so.1", IntraOpThreads: 4, InterOpThreads: 2, Spinning: true,
-		MaxBatch: 8, BatchWait: 7 * time.Millisecond, DecodeThreads: 3, DecodePriority: "low", Providers: []string{"cuda", "cpu"}, FallbackCPU: true}
+		MaxBatch: 8, BatchWait: 7 * time.Millisecond, DecodeThreads: 3, DecodePriority: "low", ConcurrentBatches: 3, Providers: []string{"cuda", "cpu"}, FallbackCPU: true}
 	if !reflect.DeepEqual(c.ONNX.ONNX, want) {
 		t.Fatalf("onnx section: %+v, want %+v", c.ONNX.ONNX, want)
 	}

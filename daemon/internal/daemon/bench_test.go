@@ -36,16 +36,19 @@ import (
 // of its own, same model and plugin configuration): the images go in
 // turns of 5 (concurrency 1) or 60 (concurrency 4), each followed by as
 // many images through the session alone, at batch 1 (concurrency 1) or at
-// batch 4 and 1 (concurrency 4), so that both see the same machine, whose
-// speed drifts. It then also reports model_p50_ms (batch 1) or
-// model_images/s (the better batch, model_batch), and ratio: p50 over
-// model_p50 at concurrency 1, images/s over model_images/s at 4.
+// batch 4 and 1 and as two batch-1 runs at once (concurrency 4), so that
+// both see the same machine, whose speed drifts. It then also reports
+// model_p50_ms (batch 1) or model_images/s (the better of batch 1 and 4,
+// model_batch), and ratio: p50 over model_p50 at concurrency 1, images/s
+// over model_images/s at 4. At 4 it adds model_x2_images/s (two runs at
+// once, as the plugin runs a busy model) and ratio_x2 against it.
 // bench/inference.sh runs it so and prints the ratios.
 //
 // AZAION_BENCH_MODEL names a shared test model (default yolo11n_dequant_fp32.onnx);
 // AZAION_BENCH_IMAGE is the image file to send (default bus.jpg);
-// AZAION_ONNX_THREADS, AZAION_ONNX_DECODE_THREADS, AZAION_ONNX_DECODE_PRIORITY
-// and AZAION_ONNX_SPINNING=1 change the served threads.
+// AZAION_ONNX_THREADS, AZAION_ONNX_DECODE_THREADS, AZAION_ONNX_DECODE_PRIORITY,
+// AZAION_ONNX_CONCURRENT_BATCHES and AZAION_ONNX_SPINNING=1 change the served
+// threads.
 func BenchmarkHTTPDetect(b *testing.B) {
 	name := os.Getenv("AZAION_BENCH_MODEL")
 	if name == "" {
@@ -62,6 +65,9 @@ func BenchmarkHTTPDetect(b *testing.B) {
 		c.ONNX.Spinning = os.Getenv("AZAION_ONNX_SPINNING") == "1"
 		if v := os.Getenv("AZAION_ONNX_DECODE_PRIORITY"); v != "" {
 			c.ONNX.DecodePriority = v
+		}
+		if v := os.Getenv("AZAION_ONNX_CONCURRENT_BATCHES"); v != "" {
+			fmt.Sscan(v, &c.ONNX.ConcurrentBatches)
 		}
 	})
 	img := busJPEG(b)
@@ -87,6 +93,7 @@ func BenchmarkHTTPDetect(b *testing.B) {
 				st      detectStats
 				elapsed time.Duration
 				model   = map[int]*bareRuns{1: {}, 4: {}}
+				twice   bareRuns // batch 1, two runs at once
 			)
 			// Paired: turns of 5 images at concurrency 1; at 4, turns of
 			// 60, so that the pipeline filling at the start of each (four
@@ -109,10 +116,11 @@ func BenchmarkHTTPDetect(b *testing.B) {
 				}
 				b.StopTimer()
 				if conc == 1 {
-					model[1].add(b, bare, 1, k)
+					model[1].add(b, bare, 1, k, 1)
 				} else {
-					model[4].add(b, bare, 4, max(1, k/4))
-					model[1].add(b, bare, 1, max(1, k/4))
+					model[4].add(b, bare, 4, max(1, k/4), 1)
+					model[1].add(b, bare, 1, max(1, k/4), 1)
+					twice.add(b, bare, 1, max(2, k/4), 2)
 				}
 				b.StartTimer()
 			}
@@ -145,6 +153,8 @@ func BenchmarkHTTPDetect(b *testing.B) {
 				b.ReportMetric(model[best].rate(), "model_images/s")
 				b.ReportMetric(float64(best), "model_batch")
 				b.ReportMetric(n/elapsed.Seconds()/model[best].rate(), "ratio")
+				b.ReportMetric(twice.rate(), "model_x2_images/s")
+				b.ReportMetric(n/elapsed.Seconds()/twice.rate(), "ratio_x2")
 			}
 		})
 	}
@@ -225,7 +235,8 @@ func (m *modelOnly) output() string {
 }
 
 // startModelOnly starts bin (plugins/onnx's test binary) serving model with
-// the daemon's ONNX plugin configuration, and warms it at batch 1 and 4.
+// the daemon's ONNX plugin configuration, and warms it at batch 1 and 4
+// (two callers each).
 func startModelOnly(b *testing.B, bin string, cfg *config.Config, model string) *modelOnly {
 	env, err := pluginconfig.Encode(&cfg.ONNX.ONNX)
 	if err != nil {
@@ -261,38 +272,38 @@ func startModelOnly(b *testing.B, bin string, cfg *config.Config, model string) 
 		r.Close()
 	})
 	for _, bs := range []int{1, 4} {
-		if _, err := m.run(bs, 2); err != nil {
+		if _, _, err := m.run(bs, 2, 2); err != nil {
 			b.Fatal(err)
 		}
 	}
 	return m
 }
 
-// run runs the bare session n times at batch size bs and returns each
-// run's duration.
-func (m *modelOnly) run(bs, n int) ([]time.Duration, error) {
-	if _, err := fmt.Fprintf(m.req, "%d %d\n", bs, n); err != nil {
-		return nil, fmt.Errorf("model-only side: %w\n%s", err, m.output())
+// run runs the bare session n times at batch size bs, spread over callers
+// running at once, and returns each run's duration and the time for all.
+func (m *modelOnly) run(bs, n, callers int) ([]time.Duration, time.Duration, error) {
+	if _, err := fmt.Fprintf(m.req, "%d %d %d\n", bs, n, callers); err != nil {
+		return nil, 0, fmt.Errorf("model-only side: %w\n%s", err, m.output())
 	}
 	if !m.reply.Scan() {
-		return nil, fmt.Errorf("model-only side ended (%v)\n%s", m.reply.Err(), m.output())
+		return nil, 0, fmt.Errorf("model-only side ended (%v)\n%s", m.reply.Err(), m.output())
 	}
 	line := m.reply.Text()
 	if strings.HasPrefix(line, "error: ") {
-		return nil, fmt.Errorf("model-only side: %s", strings.TrimPrefix(line, "error: "))
+		return nil, 0, fmt.Errorf("model-only side: %s", strings.TrimPrefix(line, "error: "))
 	}
 	var out []time.Duration
 	for _, f := range strings.Fields(line) {
 		ns, err := strconv.ParseInt(f, 10, 64)
 		if err != nil {
-			return nil, fmt.Errorf("model-only side: bad answer %q", line)
+			return nil, 0, fmt.Errorf("model-only side: bad answer %q", line)
 		}
 		out = append(out, time.Duration(ns))
 	}
-	if len(out) != n {
-		return nil, fmt.Errorf("model-only side: %d durations for %d runs", len(out), n)
+	if len(out) != n+1 {
+		return nil, 0, fmt.Errorf("model-only side: %d durations for %d runs", len(out)-1, n)
 	}
-	return out, nil
+	return out[1:], out[0], nil
 }
 
 // bareRuns accumulates the bare runtime's runs at one batch size.
@@ -302,16 +313,14 @@ type bareRuns struct {
 	total  time.Duration
 }
 
-func (r *bareRuns) add(b *testing.B, m *modelOnly, bs, n int) {
-	lat, err := m.run(bs, n)
+func (r *bareRuns) add(b *testing.B, m *modelOnly, bs, n, callers int) {
+	lat, all, err := m.run(bs, n, callers)
 	if err != nil {
 		b.Fatal(err)
 	}
 	r.lat = append(r.lat, lat...)
 	r.images += bs * n
-	for _, d := range lat {
-		r.total += d
-	}
+	r.total += all
 }
 
 // p50 is the median run, in milliseconds.
