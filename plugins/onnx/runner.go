@@ -92,8 +92,8 @@ type loaded struct {
 	busy    time.Duration
 }
 
-// lane runs one batch at a time on the model's session: the batches run
-// handed to it (work), with their tensors and post-processing state.
+// lane runs one batch at a time on the model's session: the batches handed
+// to it (work), with its own tensors and post-processing state.
 type lane struct {
 	work    chan []*request
 	batch   []*request // the last batch handed over (its backing is reused)
@@ -205,7 +205,7 @@ func (m *loaded) busyTime() time.Duration {
 	return m.busy
 }
 
-// running records that a batch starts (+1) or ends (-1) at now.
+// setRunning records that a batch starts (+1) or ends (-1) at now.
 func (m *loaded) setRunning(delta int, now time.Time) {
 	m.busyMu.Lock()
 	defer m.busyMu.Unlock()
