@@ -194,13 +194,8 @@ func TestBatchOfDifferentImages(t *testing.T) {
 	b := newBackend(t, Config{MaxBatch: 4, BatchWait: time.Second})
 	lr := loadModel(t, b, "yolo11n_dequant_fp32.onnx")
 	imgs := busVariants(t)
-	alone := make([]string, len(imgs))
-	for i, img := range imgs {
-		res, err := b.Detect(context.Background(), lr.Handle, [][]byte{img}, backend.DetectParams{})
-		if err != nil || res[0].Err != nil {
-			t.Fatal(err, res[0].Err)
-		}
-		alone[i] = yolotest.Format(res[0].Detections)
+	alone := detectAlone(t, b, lr.Handle, imgs)
+	for i := range alone {
 		for j := range i {
 			if alone[j] == alone[i] {
 				t.Fatalf("images %d and %d give the same detections: the test could not tell them apart", j, i)
@@ -240,14 +235,7 @@ func TestConcurrentBatches(t *testing.T) {
 		t.Run(fmt.Sprintf("concurrent_batches_%d", lanes), func(t *testing.T) {
 			b := newBackend(t, Config{MaxBatch: 2, ConcurrentBatches: lanes})
 			lr := loadModel(t, b, "yolo11n_dequant_fp32.onnx")
-			alone := make([]string, len(imgs))
-			for i, img := range imgs {
-				res, err := b.Detect(context.Background(), lr.Handle, [][]byte{img}, backend.DetectParams{})
-				if err != nil || res[0].Err != nil {
-					t.Fatal(err, res[0].Err)
-				}
-				alone[i] = yolotest.Format(res[0].Detections)
-			}
+			alone := detectAlone(t, b, lr.Handle, imgs)
 			m := b.models[lr.Handle]
 			m.busyMu.Lock()
 			m.peak = 0
@@ -298,6 +286,21 @@ func TestConcurrentBatches(t *testing.T) {
 			t.Logf("%d lanes: %d calls in %v, batches' inference %v in all, busy %v", lanes, len(res), wall, inferSum, busy)
 		})
 	}
+}
+
+// detectAlone runs each image in a call of its own, one after the other,
+// and returns its detections as yolotest.Format writes them.
+func detectAlone(t *testing.T, b *Backend, handle string, imgs [][]byte) []string {
+	t.Helper()
+	alone := make([]string, len(imgs))
+	for i, img := range imgs {
+		res, err := b.Detect(context.Background(), handle, [][]byte{img}, backend.DetectParams{})
+		if err != nil || res[0].Err != nil {
+			t.Fatal(err, res[0].Err)
+		}
+		alone[i] = yolotest.Format(res[0].Detections)
+	}
+	return alone
 }
 
 // busVariants returns bus.jpg and three JPEGs made from it (mirrored, its
