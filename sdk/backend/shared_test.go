@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net"
 	"os"
 	"sync"
 	"testing"
@@ -12,12 +11,10 @@ import (
 
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/test/bufconn"
 
 	pb "github.com/azaion/edge/sdk/backend/proto"
 	"github.com/azaion/edge/sdk/model"
-	sdkplugin "github.com/azaion/edge/sdk/plugin"
+	"github.com/azaion/edge/sdk/plugin/plugintest"
 	"github.com/azaion/edge/sdk/shmem"
 )
 
@@ -98,24 +95,12 @@ func sharedPair(t *testing.T, size int, mapped bool) (*shmem.Pool, *shmem.Region
 // client with pool after its Info handshake.
 func serveShared(t *testing.T, impl Backend, region *shmem.Region, pool *shmem.Pool) *Client {
 	t.Helper()
-	ln := bufconn.Listen(1 << 20)
 	srv := grpc.NewServer(ServerOptions()...)
 	p := &GRPCPlugin{Impl: impl, Region: region}
 	if err := p.GRPCServer(nil, srv); err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = srv.Serve(ln) }()
-	opts := append(sdkplugin.DialOptions(),
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return ln.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	conn, err := grpc.NewClient("passthrough:///bufconn", opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Close()
-		srv.Stop()
-	})
+	conn := plugintest.Conn(t, srv)
 	raw, err := (&GRPCPlugin{Shared: pool}).GRPCClient(context.Background(), nil, conn)
 	if err != nil {
 		t.Fatal(err)
@@ -207,19 +192,10 @@ func TestSharedImagesUnmapped(t *testing.T) {
 	t.Run("refused", func(t *testing.T) {
 		pool, ro := sharedPair(t, 1<<16, true)
 		rec := &recorder{}
-		ln := bufconn.Listen(1 << 20)
 		srv := grpc.NewServer(ServerOptions()...)
 		s := &server{impl: rec, region: ro}
 		pb.RegisterBackendServer(srv, s)
-		go func() { _ = srv.Serve(ln) }()
-		conn, err := grpc.NewClient("passthrough:///bufconn", append(sdkplugin.DialOptions(),
-			grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return ln.DialContext(ctx) }),
-			grpc.WithTransportCredentials(insecure.NewCredentials()))...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer func() { conn.Close(); srv.Stop() }()
-		c := NewSharedClient(conn, pool)
+		c := NewSharedClient(plugintest.Conn(t, srv), pool)
 		if _, err := c.Info(context.Background()); err != nil || !c.SharesImages() {
 			t.Fatalf("handshake: %v", err)
 		}

@@ -3,15 +3,13 @@ package trainer
 import (
 	"context"
 	"errors"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/azaion/edge/sdk/plugin/plugintest"
 	pb "github.com/azaion/edge/sdk/trainer/proto"
 )
 
@@ -46,19 +44,9 @@ func (s *stepTrainer) Cancel(context.Context, string) error { return ErrUnknownJ
 
 func dial(t *testing.T, impl Trainer) *Client {
 	t.Helper()
-	lis := bufconn.Listen(1 << 20)
 	srv := grpc.NewServer()
 	pb.RegisterTrainerServer(srv, &server{impl: impl})
-	go srv.Serve(lis)
-	t.Cleanup(srv.Stop)
-	conn, err := grpc.NewClient("passthrough:///buf", grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
-		return lis.DialContext(ctx)
-	}), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return NewClient(conn)
+	return NewClient(plugintest.Conn(t, srv))
 }
 
 func TestShimStreamsEventsAndErrors(t *testing.T) {

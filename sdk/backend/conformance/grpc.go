@@ -2,17 +2,14 @@ package conformance
 
 import (
 	"context"
-	"net"
 	"os"
 	"testing"
 
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/azaion/edge/sdk/backend"
-	sdkplugin "github.com/azaion/edge/sdk/plugin"
+	"github.com/azaion/edge/sdk/plugin/plugintest"
 	"github.com/azaion/edge/sdk/shmem"
 )
 
@@ -39,22 +36,12 @@ func OverGRPC(t testing.TB, impl backend.Backend) backend.Backend {
 		t.Fatal(err)
 	}
 	pool := shmem.NewPool(region)
-	ln := bufconn.Listen(1 << 20)
 	srv := grpc.NewServer(backend.ServerOptions()...)
 	if err := (&backend.GRPCPlugin{Impl: impl, Region: ro}).GRPCServer(nil, srv); err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = srv.Serve(ln) }()
-	opts := append(sdkplugin.DialOptions(),
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return ln.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	conn, err := grpc.NewClient("passthrough:///bufconn", opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := plugintest.Conn(t, srv)
 	t.Cleanup(func() {
-		conn.Close()
-		srv.Stop()
 		// The mappings stay: a cancelled call's image may still be read.
 		if pool.Shared.Load() == 0 && pool.Copied.Load() > 0 {
 			t.Error("no image went to the backend by reference")
