@@ -128,12 +128,21 @@ func ChooseScale(h imageheader.Header, w, ht int) int {
 // entropy-coded data is unstuffed into a recycled buffer). Errors wrap
 // imageheader's sentinels or ErrUndecodable (see ImageError).
 func Decode(b []byte, w, h int, opt Options) (*Image, error) {
+	im, _, err := decode(b, w, h, opt, nil)
+	return im, err
+}
+
+// decode is Decode; with lt, a JPEG decoded on two threads (opt.Parallel)
+// is letterboxed beside its decode into lt when it can be (decodeSplit),
+// and st says whether it was.
+func decode(b []byte, w, h int, opt Options, lt *lbTarget) (*Image, splitStats, error) {
+	var st splitStats
 	hdr, err := imageheader.Read(b)
 	if err != nil {
-		return nil, err
+		return nil, st, err
 	}
 	if err := hdr.Check(opt.MaxPixels); err != nil {
-		return nil, err
+		return nil, st, err
 	}
 	num := FullScale
 	if hdr.Format == imageheader.JPEG {
@@ -149,24 +158,29 @@ func Decode(b []byte, w, h int, opt Options) (*Image, error) {
 		if opt.Parallel {
 			split = splitAt(num)
 		}
-		var (
-			ok bool
-			st splitStats
-		)
-		im.Mat, ok, st = decodeSplit(b, hdr.Width, hdr.Height, num, split, false)
+		var ok bool
+		if lt != nil && (!opt.Parallel || hdr.Orientation > 1) {
+			lt = nil // beside a two-thread decode only, and the pixels as decoded
+		}
+		if lt != nil {
+			lt.lb = yolo.NewLetterbox(hdr.Width, hdr.Height, lt.w, lt.h)
+			defer lt.pin.Unpin()
+		}
+		im.Mat, ok, st = decodeSplit(b, hdr.Width, hdr.Height, num, split, false, lt)
 		tuneSplit(num, st)
 		if ok && opt.Parallel {
 			parallelDecodes.Add(1)
 		}
 		if !ok {
+			st = splitStats{}
 			im.Mat, err = decodeTJ(b, hdr.Width, hdr.Height, num)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%w: decode JPEG: %v", ErrUndecodable, err)
+			return nil, st, fmt.Errorf("%w: decode JPEG: %v", ErrUndecodable, err)
 		}
 		if err := orient(&im.Mat, hdr.Orientation); err != nil {
 			im.Close()
-			return nil, fmt.Errorf("%w: apply EXIF orientation %d: %v", ErrUndecodable, hdr.Orientation, err)
+			return nil, st, fmt.Errorf("%w: apply EXIF orientation %d: %v", ErrUndecodable, hdr.Orientation, err)
 		}
 		im.Width, im.Height = hdr.OrientedSize()
 		im.Scale = num
@@ -176,11 +190,11 @@ func Decode(b []byte, w, h int, opt Options) (*Image, error) {
 			flags, reduced = reducedFlags(num)
 		}
 		if im.Mat, err = imdecode(b, flags); err != nil {
-			return nil, fmt.Errorf("%w: decode %s: %v", ErrUndecodable, hdr.Format, err)
+			return nil, st, fmt.Errorf("%w: decode %s: %v", ErrUndecodable, hdr.Format, err)
 		}
 		if im.Mat.Empty() {
 			im.Close()
-			return nil, fmt.Errorf("%w: OpenCV could not decode the %s image", ErrUndecodable, hdr.Format)
+			return nil, st, fmt.Errorf("%w: OpenCV could not decode the %s image", ErrUndecodable, hdr.Format)
 		}
 		im.Width, im.Height, im.Scale = im.Mat.Cols(), im.Mat.Rows(), reduced
 		if reduced != FullScale {
@@ -189,13 +203,13 @@ func Decode(b []byte, w, h int, opt Options) (*Image, error) {
 	}
 	if t := im.Mat.Type(); t != gocv.MatTypeCV8UC3 {
 		im.Close()
-		return nil, fmt.Errorf("%w: decoded %s image has OpenCV type %v, want 8-bit BGR", ErrUndecodable, hdr.Format, t)
+		return nil, st, fmt.Errorf("%w: decoded %s image has OpenCV type %v, want 8-bit BGR", ErrUndecodable, hdr.Format, t)
 	}
 	if err := imageheader.CheckSize(hdr.Format, im.Width, im.Height, opt.MaxPixels); err != nil { // what the decoder says
 		im.Close()
-		return nil, err
+		return nil, st, err
 	}
-	return im, nil
+	return im, st, nil
 }
 
 // reducedFlags returns OpenCV's largest reduced-colour mode (1/1, 1/2, 1/4,
@@ -259,7 +273,11 @@ type Prepared struct {
 func Preprocess(b []byte, dst []float32, w, h int, bgr bool, opt Options) (Prepared, error) {
 	var p Prepared
 	t0 := time.Now()
-	im, err := Decode(b, w, h, opt)
+	var lt *lbTarget
+	if opt.Parallel {
+		lt = &lbTarget{dst: dst, w: w, h: h, bgr: bgr}
+	}
+	im, st, err := decode(b, w, h, opt, lt)
 	t1 := time.Now()
 	p.Decode = t1.Sub(t0)
 	if err != nil {
@@ -267,6 +285,13 @@ func Preprocess(b []byte, dst []float32, w, h int, bgr bool, opt Options) (Prepa
 	}
 	defer im.Close()
 	p.Width, p.Height, p.Scale = im.Width, im.Height, im.Scale
+	if st.Lettered {
+		// Written beside the decode: preprocessing is what it took after
+		// the last row was decoded.
+		p.Letterbox, p.Preprocess = lt.lb, min(st.Tail, p.Decode)
+		p.Decode -= p.Preprocess
+		return p, nil
+	}
 	p.Letterbox, err = Letterbox(dst, im, w, h, bgr)
 	p.Preprocess = time.Since(t1)
 	return p, err

@@ -1,7 +1,7 @@
 package imaging
 
 /*
-#cgo CXXFLAGS: --std=c++11
+#cgo CXXFLAGS: --std=c++11 -O3
 #cgo pkg-config: opencv4
 #include <stdlib.h>
 #include "cv.h"
@@ -11,6 +11,7 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"unsafe"
 
 	"gocv.io/x/gocv"
@@ -63,6 +64,39 @@ func letterbox(dst []float32, mat gocv.Mat, srcW, srcH, w, h int, bgr bool) (yol
 		return lb, fmt.Errorf("letterbox: OpenCV: %s", C.GoString(&msg[0]))
 	}
 	return lb, nil
+}
+
+// lbTarget is a letterbox to write beside a decode (decodeSplit): the
+// tensor, its size and channel order, and the letterbox of the image's
+// original size.
+type lbTarget struct {
+	dst  []float32
+	w, h int
+	bgr  bool
+	lb   yolo.Letterbox
+	pin  runtime.Pinner // dst and unit, which the job keeps
+}
+
+// job returns an imaging_lbjob that writes t from the sw x sh pixels at pix
+// (C memory, rows step bytes apart), or nil when it cannot make that
+// letterbox (see ownResize). The caller frees it, then calls t.pin.Unpin.
+func (t *lbTarget) job(pix []byte, step, sw, sh int) *C.imaging_lbjob {
+	if len(t.dst) != 3*t.w*t.h || len(t.dst) == 0 || !ownResize(sw, sh, t.lb.NewW, t.lb.NewH) {
+		return nil
+	}
+	t.pin.Pin(&t.dst[0])
+	t.pin.Pin(&unit[0])
+	return C.imaging_lbjob_new((*C.uchar)(unsafe.Pointer(unsafe.SliceData(pix))), C.size_t(step), C.int(sw), C.int(sh),
+		(*C.float)(unsafe.Pointer(&t.dst[0])), C.int(t.w), C.int(t.h), C.int(t.lb.NewW), C.int(t.lb.NewH),
+		C.int(t.lb.PadX), C.int(t.lb.PadY), cbool(t.bgr), (*C.float)(unsafe.Pointer(&unit[0])), C.float(PadValue))
+}
+
+// ownResize reports whether imaging_lbjob resizes sw x sh to nw x nh as
+// cv::resize does: a downscale (or a copy) in both directions, except
+// exactly by two both ways, where cv::resize averages 2x2 blocks
+// (INTER_AREA) instead.
+func ownResize(sw, sh, nw, nh int) bool {
+	return sw >= nw && sh >= nh && (sw != 2*nw || sh != 2*nh)
 }
 
 // imdecode is gocv.IMDecode without the copy of b that gocv makes.

@@ -5,6 +5,7 @@ package imaging
 #cgo LDFLAGS: -lpthread
 #include <stdlib.h>
 #include "splitjpeg.h"
+#include "cv.h"
 */
 import "C"
 
@@ -12,6 +13,7 @@ import (
 	"math"
 	"runtime"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"gocv.io/x/gocv"
@@ -85,6 +87,10 @@ type splitStats struct {
 	MCUs, Copied int64 // MCUs in the image and those the second thread decoded
 	Lagged       int64 // MCUs the calling thread decoded after the sync, the second thread being behind
 	Moves        int64 // times the second thread was moved ahead of the calling one
+	// Lettered: the letterbox was written too; Tail is the time from the
+	// last row decoded to the letterbox done.
+	Lettered bool
+	Tail     time.Duration
 }
 
 // decodeSplit is decodeTJ with splitjpeg.c's Huffman decoder, on two
@@ -96,13 +102,23 @@ type splitStats struct {
 //
 // split is where the second thread starts (splitAt), 0 for none; with wait
 // (tests) it decodes its whole part before the calling thread starts.
-func decodeSplit(b []byte, w, h, num int, split float64, wait bool) (mat gocv.Mat, ok bool, st splitStats) {
+//
+// With lt, the letterbox is written too, beside the decode when a second
+// thread decodes (see splitjpeg_decode), when its sizes let imaging_lbjob
+// make it: st.Lettered says whether it did.
+func decodeSplit(b []byte, w, h, num int, split float64, wait bool, lt *lbTarget) (mat gocv.Mat, ok bool, st splitStats) {
 	sw, sh := scaled(w, num), scaled(h, num)
 	mat = gocv.NewMatWithSize(sh, sw, gocv.MatTypeCV8UC3)
 	pix, err := mat.DataPtrUint8()
 	if err != nil || len(pix) < sw*sh*3 || len(b) == 0 {
 		mat.Close()
 		return gocv.Mat{}, false, st
+	}
+	var job *C.imaging_lbjob
+	if lt != nil {
+		if job = lt.job(pix, mat.Step(), sw, sh); job != nil {
+			defer C.imaging_lbjob_free(job)
+		}
 	}
 	pool := splitContexts[0]
 	if split > 0 {
@@ -132,11 +148,12 @@ func decodeSplit(b []byte, w, h, num int, split float64, wait bool) (mat gocv.Ma
 	// b and pix stay alive (pix is C memory) for the call; C keeps neither.
 	rc := C.splitjpeg_decode(s, (*C.uchar)(unsafe.Pointer(unsafe.SliceData(b))), C.size_t(len(b)), C.int(num),
 		(*C.uchar)(unsafe.Pointer(unsafe.SliceData(pix))), C.int(sw), C.int(mat.Step()), C.int(sh),
-		C.double(split), cbool(wait), &cs)
+		C.double(split), cbool(wait), job, &cs)
 	if rc != 0 {
 		mat.Close()
 		return gocv.Mat{}, false, st
 	}
-	st = splitStats{Worker: cs.worker != 0, MCUs: int64(cs.mcus), Copied: int64(cs.copied), Lagged: int64(cs.lagged), Moves: int64(cs.moves)}
+	st = splitStats{Worker: cs.worker != 0, MCUs: int64(cs.mcus), Copied: int64(cs.copied), Lagged: int64(cs.lagged), Moves: int64(cs.moves),
+		Lettered: job != nil, Tail: time.Duration(cs.tail_ns)}
 	return mat, true, st
 }

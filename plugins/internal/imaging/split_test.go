@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"image"
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -80,7 +81,7 @@ func TestSplitDecodeExact(t *testing.T) {
 						if at == 0 && wait {
 							continue
 						}
-						got, ok, st := decodeSplit(b, hdr.Width, hdr.Height, num, at, wait)
+						got, ok, st := decodeSplit(b, hdr.Width, hdr.Height, num, at, wait, nil)
 						moves += int(st.Moves)
 						if !ok {
 							t.Fatalf("split %.2f wait %v: not taken", at, wait)
@@ -121,7 +122,7 @@ func TestSplitDecodeNotTaken(t *testing.T) {
 		if err != nil {
 			t.Fatal(name, err)
 		}
-		if m, ok, _ := decodeSplit(b, hdr.Width, hdr.Height, 8, 0.4, true); ok {
+		if m, ok, _ := decodeSplit(b, hdr.Width, hdr.Height, 8, 0.4, true, nil); ok {
 			m.Close()
 			t.Errorf("%s: taken, want left to TurboJPEG", name)
 		}
@@ -174,7 +175,7 @@ func TestSplitDecodeDamaged(t *testing.T) {
 		if i%4 == 1 {
 			at = 0 // one thread
 		}
-		got, ok, _ := decodeSplit(b, hdr.Width, hdr.Height, num, at, i%3 == 0)
+		got, ok, _ := decodeSplit(b, hdr.Width, hdr.Height, num, at, i%3 == 0, nil)
 		if !ok {
 			continue
 		}
@@ -227,5 +228,64 @@ func TestDecodeParallel(t *testing.T) {
 		}
 		a.Close()
 		p.Close()
+	}
+}
+
+// TestLetterboxBesideDecode: a lone JPEG's letterbox, written by the two
+// decode threads while the image is still being decoded (imaging_lbjob),
+// is the one cv::resize gives after the decode, for every kind of JPEG the
+// two-thread decoder takes, several times over (the threads meet
+// differently each time).
+func TestLetterboxBesideDecode(t *testing.T) {
+	for name, b := range splitCases(t) {
+		for _, sz := range []image.Point{{640, 640}, {320, 256}} {
+			for _, bgr := range []bool{false, true} {
+				want := make([]float32, 3*sz.X*sz.Y)
+				wp, err := Preprocess(b, want, sz.X, sz.Y, bgr, Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				lettered := 0
+				for i := range 4 {
+					got := make([]float32, len(want))
+					for k := range got {
+						got[k] = -1 // every value must be written
+					}
+					lt := &lbTarget{dst: got, w: sz.X, h: sz.Y, bgr: bgr}
+					im, st, err := decode(b, sz.X, sz.Y, Options{Parallel: true}, lt)
+					if err != nil {
+						t.Fatal(err)
+					}
+					im.Close()
+					if !st.Lettered {
+						continue
+					}
+					lettered++
+					if lt.lb != wp.Letterbox {
+						t.Fatalf("%s %v: letterbox %+v, want %+v", name, sz, lt.lb, wp.Letterbox)
+					}
+					var diffs, worst int
+					for k := range want {
+						if d := int(math.Round(math.Abs(float64(got[k]-want[k])) * 255)); d > 0 {
+							diffs++
+							worst = max(worst, d)
+						}
+					}
+					if worst > 1 || diffs > len(want)/1000 {
+						t.Errorf("%s into %v (bgr %v, try %d): %d of %d values differ from cv::resize's, by up to %d levels",
+							name, sz, bgr, i, diffs, len(want), worst)
+					}
+				}
+				if lettered == 0 {
+					t.Errorf("%s into %v: never letterboxed beside the decode", name, sz)
+				}
+				// Preprocess serves it so for a lone image.
+				got := make([]float32, len(want))
+				p, err := Preprocess(b, got, sz.X, sz.Y, bgr, Options{Parallel: true})
+				if err != nil || p.Letterbox != wp.Letterbox || p.Width != wp.Width || p.Decode <= 0 || p.Preprocess < 0 {
+					t.Fatalf("%s: Preprocess %+v, %v; want letterbox %+v", name, p, err, wp.Letterbox)
+				}
+			}
+		}
 	}
 }

@@ -33,14 +33,18 @@
 
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jpeglib.h>
+
+#include "cv.h"
 #include <jerror.h>
 #include <jpegint.h>
 
@@ -331,6 +335,12 @@ struct splitjpeg {
 	_Alignas(64) atomic_int move;
 	uint64_t mvpos;
 	long long mvm;
+
+	// The letterbox done beside the decode (NULL: none): rows is how many
+	// output rows the calling thread has written; the worker, once its part
+	// of the Huffman decoding is done, letterboxes the rows below it.
+	imaging_lbjob *lb;
+	_Alignas(64) atomic_int rows;
 };
 
 splitjpeg *splitjpeg_new(void) {
@@ -487,7 +497,18 @@ static void *worker(void *arg) {
 		if ((j & 3) == 0) atomic_store_explicit(&s->done, j, memory_order_release);
 	}
 	atomic_store_explicit(&s->done, j, memory_order_release);
+	if (s->lb) {
+		while (!atomic_load_explicit(&s->stop, memory_order_relaxed) &&
+		       !imaging_lbjob_work(s->lb, atomic_load_explicit(&s->rows, memory_order_acquire)))
+			sched_yield(); // the next rows are not decoded yet
+	}
 	return NULL;
+}
+
+static long long now_ns(void) {
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
 }
 
 struct errmgr {
@@ -643,7 +664,7 @@ static int room(splitjpeg *s, size_t n, size_t coefs) {
 }
 
 int splitjpeg_decode(splitjpeg *s, const unsigned char *buf, size_t len, int num, unsigned char *dst, int w,
-                     int pitch, int h, double split, int wait, splitjpeg_stats *stats) {
+                     int pitch, int h, double split, int wait, imaging_lbjob *lb, splitjpeg_stats *stats) {
 	struct jpeg_decompress_struct cinfo;
 	struct errmgr jerr;
 	volatile int started = 0;
@@ -706,6 +727,8 @@ int splitjpeg_decode(splitjpeg *s, const unsigned char *buf, size_t len, int num
 	}
 	atomic_store(&s->done, 0);
 	atomic_store(&s->stop, 0);
+	atomic_store(&s->rows, 0);
+	s->lb = wait ? NULL : lb; // (a worker run to its end first would wait for rows forever)
 	s->useworker = split > 0 && split < 1 && s->wbegin > 0 && s->wbegin < s->databits;
 	s->wmax = s->total + s->total / 2 + 64; // room for MCUs decoded before a sync or a move
 	if (s->useworker) {
@@ -731,6 +754,14 @@ int splitjpeg_decode(splitjpeg *s, const unsigned char *buf, size_t len, int num
 		for (; n < 16 && cinfo.output_scanline + (unsigned)n < cinfo.output_height; n++)
 			rows[n] = dst + (size_t)(cinfo.output_scanline + (unsigned)n) * (size_t)pitch;
 		jpeg_read_scanlines(&cinfo, rows, (JDIMENSION)n);
+		if (lb) atomic_store_explicit(&s->rows, (int)cinfo.output_scanline, memory_order_release);
+	}
+	if (lb) { // the rows left, with the worker, and those it is still writing
+		long long t0 = now_ns();
+		imaging_lbjob_work(lb, (int)cinfo.output_height);
+		while (!imaging_lbjob_done(lb))
+			sched_yield();
+		if (stats) stats->tail_ns = now_ns() - t0;
 	}
 	if (stats) {
 		stats->worker = s->useworker;

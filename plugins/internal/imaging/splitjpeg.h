@@ -17,7 +17,10 @@ typedef struct {
 	long long copied; // MCUs taken from the second thread's decode
 	long long lagged; // MCUs the calling thread decoded after the sync, the second thread being behind
 	long long moves;  // times the second thread was moved ahead of the calling one
+	long long tail_ns; // with a letterbox: from the last row decoded to the letterbox done
 } splitjpeg_stats;
+
+typedef struct imaging_lbjob imaging_lbjob; // cv.h
 
 splitjpeg *splitjpeg_new(void);
 void splitjpeg_free(splitjpeg *s);
@@ -35,8 +38,12 @@ size_t splitjpeg_retained(const splitjpeg *s);
 // markers out of sequence, 12-bit, CMYK, several scans, damaged data, any
 // libjpeg error or warning: decode it the usual way). With wait (tests),
 // the second thread finishes its part before the calling thread starts.
+// With lb (a letterbox of dst), the second thread, once its part is
+// decoded, letterboxes the rows the calling thread has written, and the
+// calling thread does what is left when it has written them all: on
+// success the letterbox is complete.
 int splitjpeg_decode(splitjpeg *s, const unsigned char *buf, size_t len, int num, unsigned char *dst, int w,
-                     int pitch, int h, double split, int wait, splitjpeg_stats *stats);
+                     int pitch, int h, double split, int wait, imaging_lbjob *lb, splitjpeg_stats *stats);
 
 #ifdef __cplusplus
 }
