@@ -196,6 +196,22 @@ func TestDecodeMatchesOpenCV(t *testing.T) {
 			if d := meanAbsDiff(t, half.Mat, small); d > 3 {
 				t.Errorf("1/2 decode differs from OpenCV's area downscale by %.2f levels on average", d)
 			}
+			// A lone image (two decode threads, the letterbox beside the
+			// decode where it applies) gets the tensor of the usual path.
+			a, b := make([]float32, 3*640*640), make([]float32, 3*640*640)
+			pa, err := Preprocess(data, a, 640, 640, false, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			pb, err := Preprocess(data, b, 640, 640, false, Options{Parallel: true})
+			if err != nil || pb.Letterbox != pa.Letterbox {
+				t.Fatalf("lone image: letterbox %+v, %v; want %+v", pb.Letterbox, err, pa.Letterbox)
+			}
+			for i := range a {
+				if a[i] != b[i] {
+					t.Fatalf("lone image: value %d is %v, %v on the usual path", i, b[i], a[i])
+				}
+			}
 		})
 	}
 }
