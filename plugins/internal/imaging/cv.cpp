@@ -100,36 +100,33 @@ static const int lbjob_chunk = 8; // destination rows a thread claims at once
 struct imaging_lbjob {
 	const unsigned char *src;
 	size_t step;
-	int sw, sh;
 	float *dst;
 	int W, H, nw, nh, px, py, c0, c2;
-	const float *lut;
 	float pad;
 	int chunks;
-	std::vector<int> xi0, xi1, yi0, yi1;
-	std::vector<int> xo0, xo1; // byte offsets in a source row: 3 * xi0, 3 * xi1
+	std::vector<int> xo0, xo1; // byte offsets of the two source pixels in a row
+	std::vector<int> yi0, yi1; // the two source rows
 	std::vector<short> xw0, xw1, yw0, yw1;
 	std::atomic<int> next{0}; // the next chunk to claim
 	std::atomic<int> left{0}; // chunks claimed but not finished, and not claimed
 };
 
 imaging_lbjob *imaging_lbjob_new(const unsigned char *src, size_t step, int sw, int sh, float *dst, int W, int H,
-                                 int nw, int nh, int px, int py, int bgr, const float *lut, float pad) {
+                                 int nw, int nh, int px, int py, int bgr, float pad) {
 	if (sw < 1 || sh < 1 || nw < 1 || nh < 1 || nw > sw || nh > sh || px < 0 || py < 0 || px + nw > W ||
 	    py + nh > H || step < size_t(sw) * 3)
 		return nullptr;
 	imaging_lbjob *j = new (std::nothrow) imaging_lbjob;
 	if (!j) return nullptr;
 	try {
-		j->src = src, j->step = step, j->sw = sw, j->sh = sh, j->dst = dst, j->W = W, j->H = H, j->nw = nw;
-		j->nh = nh, j->px = px, j->py = py, j->c0 = bgr ? 0 : 2, j->c2 = bgr ? 2 : 0, j->lut = lut, j->pad = pad;
+		j->src = src, j->step = step, j->dst = dst, j->W = W, j->H = H, j->nw = nw, j->nh = nh;
+		j->px = px, j->py = py, j->c0 = bgr ? 0 : 2, j->c2 = bgr ? 2 : 0, j->pad = pad;
 		j->chunks = (nh + lbjob_chunk - 1) / lbjob_chunk;
 		j->left = j->chunks;
-		j->xi0.resize(nw), j->xi1.resize(nw), j->xw0.resize(nw), j->xw1.resize(nw);
+		j->xo0.resize(nw), j->xo1.resize(nw), j->xw0.resize(nw), j->xw1.resize(nw);
 		j->yi0.resize(nh), j->yi1.resize(nh), j->yw0.resize(nh), j->yw1.resize(nh);
-		linear_tab(sw, nw, j->xi0.data(), j->xi1.data(), j->xw0.data(), j->xw1.data());
-		j->xo0.resize(nw), j->xo1.resize(nw);
-		for (int x = 0; x < nw; x++) j->xo0[x] = 3 * j->xi0[x], j->xo1[x] = 3 * j->xi1[x];
+		linear_tab(sw, nw, j->xo0.data(), j->xo1.data(), j->xw0.data(), j->xw1.data());
+		for (int x = 0; x < nw; x++) j->xo0[x] *= 3, j->xo1[x] *= 3; // pixels to bytes (BGR)
 		linear_tab(sh, nh, j->yi0.data(), j->yi1.data(), j->yw0.data(), j->yw1.data());
 	} catch (...) {
 		delete j;

@@ -30,7 +30,7 @@ typedef struct imaging_lbjob imaging_lbjob;
 // at src (rows step bytes apart) into dst, or returns NULL for sizes that do
 // not fit (or no memory).
 imaging_lbjob *imaging_lbjob_new(const unsigned char *src, size_t step, int sw, int sh, float *dst, int W, int H,
-                                 int nw, int nh, int px, int py, int bgr, const float *lut, float pad);
+                                 int nw, int nh, int px, int py, int bgr, float pad);
 void imaging_lbjob_free(imaging_lbjob *j);
 
 // imaging_lbjob_work writes destination rows, claiming them in turn with

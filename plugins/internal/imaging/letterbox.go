@@ -74,7 +74,7 @@ type lbTarget struct {
 	w, h int
 	bgr  bool
 	lb   yolo.Letterbox
-	pin  runtime.Pinner // dst and unit, which the job keeps
+	pin  runtime.Pinner // dst, which the job keeps
 }
 
 // job returns an imaging_lbjob that writes t from the sw x sh pixels at pix
@@ -85,10 +85,9 @@ func (t *lbTarget) job(pix []byte, step, sw, sh int) *C.imaging_lbjob {
 		return nil
 	}
 	t.pin.Pin(&t.dst[0])
-	t.pin.Pin(&unit[0])
 	return C.imaging_lbjob_new((*C.uchar)(unsafe.Pointer(unsafe.SliceData(pix))), C.size_t(step), C.int(sw), C.int(sh),
 		(*C.float)(unsafe.Pointer(&t.dst[0])), C.int(t.w), C.int(t.h), C.int(t.lb.NewW), C.int(t.lb.NewH),
-		C.int(t.lb.PadX), C.int(t.lb.PadY), cbool(t.bgr), (*C.float)(unsafe.Pointer(&unit[0])), C.float(PadValue))
+		C.int(t.lb.PadX), C.int(t.lb.PadY), cbool(t.bgr), C.float(PadValue))
 }
 
 // ownResize reports whether imaging_lbjob resizes sw x sh to nw x nh as
