@@ -130,5 +130,18 @@ func BenchmarkDecode(b *testing.B) {
 				}
 			})
 		})
+		// A lone image as served: the decode on two threads with the
+		// letterbox beside it; wall_ms is its latency.
+		b.Run(img.name+"/preprocess_parallel", func(b *testing.B) {
+			dst := make([]float32, 3*640*640)
+			c0, t0 := cpuTime(syscall.RUSAGE_SELF), time.Now()
+			for b.Loop() {
+				if _, err := Preprocess(img.data, dst, 640, 640, false, Options{Parallel: true}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(time.Since(t0).Microseconds())/1000/float64(b.N), "wall_ms")
+			b.ReportMetric(float64((cpuTime(syscall.RUSAGE_SELF)-c0).Microseconds())/1000/float64(b.N), "cpu_ms")
+		})
 	}
 }

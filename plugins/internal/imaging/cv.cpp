@@ -8,6 +8,10 @@
 #include <new>
 #include <vector>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -107,6 +111,8 @@ struct imaging_lbjob {
 	std::vector<int> xo0, xo1; // byte offsets of the two source pixels in a row
 	std::vector<int> yi0, yi1; // the two source rows
 	std::vector<short> xw0, xw1, yw0, yw1;
+	std::vector<int> xw01; // xw0 | xw1 << 16, for the vector path
+	int nvec;              // destination pixels the vector path makes (see hresize_avx2)
 	std::atomic<int> next{0}; // the next chunk to claim
 	std::atomic<int> left{0}; // chunks claimed but not finished, and not claimed
 };
@@ -127,6 +133,14 @@ imaging_lbjob *imaging_lbjob_new(const unsigned char *src, size_t step, int sw, 
 		j->yi0.resize(nh), j->yi1.resize(nh), j->yw0.resize(nh), j->yw1.resize(nh);
 		linear_tab(sw, nw, j->xo0.data(), j->xo1.data(), j->xw0.data(), j->xw1.data());
 		for (int x = 0; x < nw; x++) j->xo0[x] *= 3, j->xo1[x] *= 3; // pixels to bytes (BGR)
+		j->xw01.resize(nw);
+		j->nvec = 0;
+		for (int x = 0; x < nw; x++) {
+			j->xw01[x] = int((unsigned short)j->xw0[x] | unsigned(j->xw1[x]) << 16);
+			// The vector path reads 4 bytes at each pixel: not past the row.
+			if (j->nvec == x && j->xo1[x] + 4 <= sw * 3) j->nvec = x + 1;
+		}
+		j->nvec &= ~7;
 		linear_tab(sh, nh, j->yi0.data(), j->yi1.data(), j->yw0.data(), j->yw1.data());
 	} catch (...) {
 		delete j;
@@ -139,11 +153,75 @@ void imaging_lbjob_free(imaging_lbjob *j) { delete j; }
 
 int imaging_lbjob_done(const imaging_lbjob *j) { return j->left.load(std::memory_order_acquire) == 0; }
 
+#if defined(__x86_64__)
+// hresize_avx2 is hresize's loop for one row and its first j->nvec
+// destination pixels, 8 at a time: the two source pixels of each are
+// gathered as 32-bit words (B, G, R and a byte of the next pixel), and each
+// channel's weighted sum is one multiply-add of 16-bit pairs. The same
+// integers as the scalar loop, so the same values.
+__attribute__((target("avx2"))) static void hresize_avx2(const imaging_lbjob *j, const unsigned char *s, short *o) {
+	const int nw = j->nw, n = j->nvec;
+	const int *i0 = j->xo0.data(), *i1 = j->xo1.data(), *w = j->xw01.data();
+	const __m256i lo = _mm256_set1_epi32(0xFF), hi = _mm256_set1_epi32(0xFF0000);
+	short *o0 = o, *o1 = o + nw, *o2 = o + 2 * nw;
+	for (int x = 0; x < n; x += 8) {
+		const __m256i a = _mm256_i32gather_epi32(reinterpret_cast<const int *>(s),
+		                                         _mm256_loadu_si256(reinterpret_cast<const __m256i *>(i0 + x)), 1);
+		const __m256i b = _mm256_i32gather_epi32(reinterpret_cast<const int *>(s),
+		                                         _mm256_loadu_si256(reinterpret_cast<const __m256i *>(i1 + x)), 1);
+		const __m256i wt = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(w + x));
+		// (first pixel's channel) | (second pixel's channel) << 16, per channel
+		const __m256i p0 = _mm256_or_si256(_mm256_and_si256(a, lo), _mm256_and_si256(_mm256_slli_epi32(b, 16), hi));
+		const __m256i p1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(a, 8), lo),
+		                                   _mm256_and_si256(_mm256_slli_epi32(b, 8), hi));
+		const __m256i p2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(a, 16), lo), _mm256_and_si256(b, hi));
+		const __m256i v0 = _mm256_srai_epi32(_mm256_madd_epi16(p0, wt), 4);
+		const __m256i v1 = _mm256_srai_epi32(_mm256_madd_epi16(p1, wt), 4);
+		const __m256i v2 = _mm256_srai_epi32(_mm256_madd_epi16(p2, wt), 4);
+		_mm_storeu_si128(reinterpret_cast<__m128i *>(o0 + x),
+		                 _mm_packs_epi32(_mm256_castsi256_si128(v0), _mm256_extracti128_si256(v0, 1)));
+		_mm_storeu_si128(reinterpret_cast<__m128i *>(o1 + x),
+		                 _mm_packs_epi32(_mm256_castsi256_si128(v1), _mm256_extracti128_si256(v1, 1)));
+		_mm_storeu_si128(reinterpret_cast<__m128i *>(o2 + x),
+		                 _mm_packs_epi32(_mm256_castsi256_si128(v2), _mm256_extracti128_si256(v2, 1)));
+	}
+}
+
+static const bool have_avx2 = [] {
+	__builtin_cpu_init();
+	return __builtin_cpu_supports("avx2") != 0;
+}();
+#endif
+
+// hresize_tail is hresize's loop for one row from destination pixel x0.
+static void hresize_tail(const imaging_lbjob *j, const unsigned char *s, short *o, int x0) {
+	const int nw = j->nw;
+	const int *i0 = j->xo0.data(), *i1 = j->xo1.data();
+	const short *w0 = j->xw0.data(), *w1 = j->xw1.data();
+	short *o0 = o, *o1 = o + nw, *o2 = o + 2 * nw;
+	for (int x = x0; x < nw; x++) {
+		const int a = i0[x], b = i1[x], p = w0[x], q = w1[x];
+		o0[x] = short((s[a] * p + s[b] * q) >> 4);
+		o1[x] = short((s[a + 1] * p + s[b + 1] * q) >> 4);
+		o2[x] = short((s[a + 2] * p + s[b + 2] * q) >> 4);
+	}
+}
+
 // hresize resizes source rows sy[0..rows) horizontally into out[0..rows),
 // each one plane of nw values per channel (B, G, R): the weighted sums >> 4,
 // the 16-bit values cv::resize's vector path keeps. Two rows go in one pass
 // (the positions and weights are loaded once).
 static void hresize(const imaging_lbjob *j, const int *sy, short *const *out, int rows) {
+#if defined(__x86_64__)
+	if (have_avx2) {
+		for (int r = 0; r < rows; r++) {
+			const unsigned char *s = j->src + size_t(sy[r]) * j->step;
+			hresize_avx2(j, s, out[r]);
+			hresize_tail(j, s, out[r], j->nvec);
+		}
+		return;
+	}
+#endif
 	const int nw = j->nw;
 	const int *i0 = j->xo0.data(), *i1 = j->xo1.data();
 	const short *w0 = j->xw0.data(), *w1 = j->xw1.data();
@@ -175,8 +253,36 @@ static void hresize(const imaging_lbjob *j, const int *sy, short *const *out, in
 // vector path does (VResizeLinearVec_32s8u: 16-bit high multiplies, then
 // round to a byte) and writes value / 255 as Letterbox's lookup table has
 // it (float division, the same bits).
+#if defined(__x86_64__)
+// vplane_avx2 is vplane's loop, 16 values at a time (16-bit high
+// multiplies, as in cv::resize), for the first n & ~15; it returns how many
+// it wrote.
+__attribute__((target("avx2"))) static int vplane_avx2(const short *h0, const short *h1, int n, int b0, int b1,
+                                                       float *d) {
+	const __m256i m0 = _mm256_set1_epi16(short(b0)), m1 = _mm256_set1_epi16(short(b1)), two = _mm256_set1_epi16(2);
+	const __m256 k = _mm256_set1_ps(255.f);
+	int x = 0;
+	for (; x + 16 <= n; x += 16) {
+		const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(h0 + x));
+		const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(h1 + x));
+		__m256i t = _mm256_add_epi16(_mm256_mulhi_epi16(a, m0), _mm256_mulhi_epi16(b, m1));
+		t = _mm256_srai_epi16(_mm256_add_epi16(t, two), 2);
+		t = _mm256_min_epi16(_mm256_max_epi16(t, _mm256_setzero_si256()), _mm256_set1_epi16(255));
+		const __m256i lo = _mm256_cvtepi16_epi32(_mm256_castsi256_si128(t));
+		const __m256i hi = _mm256_cvtepi16_epi32(_mm256_extracti128_si256(t, 1));
+		_mm256_storeu_ps(d + x, _mm256_div_ps(_mm256_cvtepi32_ps(lo), k));
+		_mm256_storeu_ps(d + x + 8, _mm256_div_ps(_mm256_cvtepi32_ps(hi), k));
+	}
+	return x;
+}
+#endif
+
 static void vplane(const short *h0, const short *h1, int n, int b0, int b1, float *d) {
-	for (int x = 0; x < n; x++) {
+	int x0 = 0;
+#if defined(__x86_64__)
+	if (have_avx2) x0 = vplane_avx2(h0, h1, n, b0, b1, d);
+#endif
+	for (int x = x0; x < n; x++) {
 		int t = ((h0[x] * b0) >> 16) + ((h1[x] * b1) >> 16);
 		t = (t + 2) >> 2;
 		t = t < 0 ? 0 : t > 255 ? 255 : t;

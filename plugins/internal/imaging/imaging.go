@@ -154,9 +154,9 @@ func decode(b []byte, w, h int, opt Options, lt *lbTarget) (*Image, splitStats, 
 	im := &Image{Format: hdr.Format, Scale: FullScale}
 	switch {
 	case hdr.Format == imageheader.JPEG && hdr.Components != 4:
-		split := 0.0
+		split, rows := 0.0, 0.0
 		if opt.Parallel {
-			split = splitAt(num)
+			split, rows = splitAt(num), rowSplit
 		}
 		var ok bool
 		if lt != nil && (!opt.Parallel || hdr.Orientation > 1) {
@@ -166,7 +166,7 @@ func decode(b []byte, w, h int, opt Options, lt *lbTarget) (*Image, splitStats, 
 			lt.lb = yolo.NewLetterbox(hdr.Width, hdr.Height, lt.w, lt.h)
 			defer lt.pin.Unpin()
 		}
-		im.Mat, ok, st = decodeSplit(b, hdr.Width, hdr.Height, num, split, false, lt)
+		im.Mat, ok, st = decodeSplit(b, hdr.Width, hdr.Height, num, split, rows, false, lt)
 		tuneSplit(num, st)
 		if ok && opt.Parallel {
 			parallelDecodes.Add(1)

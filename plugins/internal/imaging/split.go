@@ -59,7 +59,7 @@ func splitAt(num int) float64 { return math.Float64frombits(splitPoints[splitKin
 // smaller step earlier when it never did (the second thread may have had
 // too little).
 func tuneSplit(num int, st splitStats) {
-	if !st.Worker || st.MCUs < 256 {
+	if !st.Worker || st.Rows || st.MCUs < 256 {
 		return
 	}
 	at := splitAt(num)
@@ -74,6 +74,11 @@ func tuneSplit(num int, st splitStats) {
 	splitPoints[splitKind(num)].Store(math.Float64bits(at))
 }
 
+// rowSplit is where in the entropy-coded data the second thread's part
+// begins when a JPEG with restart markers is split by rows: the two threads
+// then do the same kind of work.
+const rowSplit = 0.5
+
 // parallelDecodes counts the images decoded on two threads.
 var parallelDecodes atomic.Uint64
 
@@ -87,6 +92,7 @@ type splitStats struct {
 	MCUs, Copied int64 // MCUs in the image and those the second thread decoded
 	Lagged       int64 // MCUs the calling thread decoded after the sync, the second thread being behind
 	Moves        int64 // times the second thread was moved ahead of the calling one
+	Rows         bool  // split by rows (restart markers): Copied is the second part's MCUs
 	// Lettered: the letterbox was written too; Tail is the time from the
 	// last row decoded to the letterbox done.
 	Lettered bool
@@ -100,13 +106,15 @@ type splitStats struct {
 // anything libjpeg warns about...): decode those with decodeTJ, which gives
 // libjpeg's answer for them.
 //
-// split is where the second thread starts (splitAt), 0 for none; with wait
-// (tests) it decodes its whole part before the calling thread starts.
+// split is where the second thread starts (splitAt), 0 for none; rowsplit
+// (rowSplit, 0 for never) is where it starts when a JPEG with restart
+// markers can be split by rows instead. With wait (tests) it decodes its
+// whole part before the calling thread starts.
 //
 // With lt, the letterbox is written too, beside the decode when a second
 // thread decodes (see splitjpeg_decode), when its sizes let imaging_lbjob
 // make it: st.Lettered says whether it did.
-func decodeSplit(b []byte, w, h, num int, split float64, wait bool, lt *lbTarget) (mat gocv.Mat, ok bool, st splitStats) {
+func decodeSplit(b []byte, w, h, num int, split, rowsplit float64, wait bool, lt *lbTarget) (mat gocv.Mat, ok bool, st splitStats) {
 	sw, sh := scaled(w, num), scaled(h, num)
 	mat = gocv.NewMatWithSize(sh, sw, gocv.MatTypeCV8UC3)
 	pix, err := mat.DataPtrUint8()
@@ -148,12 +156,12 @@ func decodeSplit(b []byte, w, h, num int, split float64, wait bool, lt *lbTarget
 	// b and pix stay alive (pix is C memory) for the call; C keeps neither.
 	rc := C.splitjpeg_decode(s, (*C.uchar)(unsafe.Pointer(unsafe.SliceData(b))), C.size_t(len(b)), C.int(num),
 		(*C.uchar)(unsafe.Pointer(unsafe.SliceData(pix))), C.int(sw), C.int(mat.Step()), C.int(sh),
-		C.double(split), cbool(wait), job, &cs)
+		C.double(split), C.double(rowsplit), cbool(wait), job, &cs)
 	if rc != 0 {
 		mat.Close()
 		return gocv.Mat{}, false, st
 	}
 	st = splitStats{Worker: cs.worker != 0, MCUs: int64(cs.mcus), Copied: int64(cs.copied), Lagged: int64(cs.lagged), Moves: int64(cs.moves),
-		Lettered: job != nil, Tail: time.Duration(cs.tail_ns)}
+		Rows: cs.rows != 0, Lettered: job != nil, Tail: time.Duration(cs.tail_ns)}
 	return mat, true, st
 }

@@ -6,6 +6,7 @@ import (
 	"image"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"gocv.io/x/gocv"
@@ -81,7 +82,7 @@ func TestSplitDecodeExact(t *testing.T) {
 						if at == 0 && wait {
 							continue
 						}
-						got, ok, st := decodeSplit(b, hdr.Width, hdr.Height, num, at, wait, nil)
+						got, ok, st := decodeSplit(b, hdr.Width, hdr.Height, num, at, 0, wait, nil)
 						moves += int(st.Moves)
 						if !ok {
 							t.Fatalf("split %.2f wait %v: not taken", at, wait)
@@ -95,6 +96,27 @@ func TestSplitDecodeExact(t *testing.T) {
 						}
 						if wait && (!st.Worker || st.Copied == 0 || st.Copied >= st.MCUs) {
 							t.Errorf("split %.2f: second thread took %d of %d MCUs (worker %v), want a share", at, st.Copied, st.MCUs, st.Worker)
+						}
+					}
+				}
+				// Split by rows: the JPEGs with restart markers (all of
+				// these have intervals that start rows), the others as above.
+				restarts := name == "bus.jpg" || strings.Contains(name, "rst")
+				for _, rs := range []float64{0.1, rowSplit, 0.9} {
+					for _, wait := range []bool{false, true} {
+						got, ok, st := decodeSplit(b, hdr.Width, hdr.Height, num, splitAt(num), rs, wait, nil)
+						if !ok {
+							t.Fatalf("rows at %.2f wait %v: not taken", rs, wait)
+						}
+						if !bytes.Equal(got.ToBytes(), want.ToBytes()) {
+							t.Errorf("rows at %.2f wait %v: pixels differ from TurboJPEG's", rs, wait)
+						}
+						got.Close()
+						if st.Rows != restarts {
+							t.Errorf("rows at %.2f: split by rows %v, want %v", rs, st.Rows, restarts)
+						}
+						if st.Rows && (!st.Worker || st.Copied == 0 || st.Copied >= st.MCUs) {
+							t.Errorf("rows at %.2f: second part has %d of %d MCUs, want a share", rs, st.Copied, st.MCUs)
 						}
 					}
 				}
@@ -122,7 +144,7 @@ func TestSplitDecodeNotTaken(t *testing.T) {
 		if err != nil {
 			t.Fatal(name, err)
 		}
-		if m, ok, _ := decodeSplit(b, hdr.Width, hdr.Height, 8, 0.4, true, nil); ok {
+		if m, ok, _ := decodeSplit(b, hdr.Width, hdr.Height, 8, 0.4, rowSplit, true, nil); ok {
 			m.Close()
 			t.Errorf("%s: taken, want left to TurboJPEG", name)
 		}
@@ -175,7 +197,8 @@ func TestSplitDecodeDamaged(t *testing.T) {
 		if i%4 == 1 {
 			at = 0 // one thread
 		}
-		got, ok, _ := decodeSplit(b, hdr.Width, hdr.Height, num, at, i%3 == 0, nil)
+		rows := []float64{0, 0.3, rowSplit, 0.8}[rng.IntN(4)]
+		got, ok, _ := decodeSplit(b, hdr.Width, hdr.Height, num, at, rows, i%3 == 0, nil)
 		if !ok {
 			continue
 		}

@@ -23,6 +23,17 @@
 //     (the DC ones shifted by the predictor difference) instead of decoding,
 //     and decodes itself any MCU the worker has not reached yet.
 //
+// A JPEG with restart markers says where its rows of MCUs start (at least
+// some of them: where an interval starts a row), and each interval decodes
+// on its own, so such a JPEG is split by rows instead (rowworker below): the
+// second thread runs a pipeline of its own (libjpeg's, from a copy of the
+// header with the height of the rows it decodes) over the bottom part, from
+// one MCU row above it (the upsampling of its first rows reads that row),
+// and the calling thread runs the top part down to where the second thread's
+// rows begin; each decodes the Huffman codes of its own part too. Every
+// pixel comes from the same arithmetic as in a one-thread decode, and the
+// whole decode is about twice as fast instead of a fifth.
+//
 // Nothing is trusted that was not checked: an MCU is taken from the worker
 // only where its start equals the true position, so a worker that never
 // synchronises only costs the CPU it used. Any irregularity in the true
@@ -341,6 +352,23 @@ struct splitjpeg {
 	// of the Huffman decoding is done, letterboxes the rows below it.
 	imaging_lbjob *lb;
 	_Alignas(64) atomic_int rows;
+
+	// Split by rows (see the top of the file): the second thread decodes
+	// from MCU row rrow-1 (MCU rm0) with the header in hdr, and writes
+	// output rows rtop (= rrow * rows per MCU row) to oh of dst; the
+	// calling thread writes rows 0 to rtop. brows is how many of its rows
+	// the second thread has written, wfail set when it could not decode
+	// them.
+	int rowmode, rrow, rtop, rpm, ow, oh, pitch, num;
+	long long rm0;
+	unsigned char *dst;
+	uint8_t *hdr;
+	size_t hdrlen, hdrcap;
+	unsigned char *scratch; // output rows the second thread does not keep
+	size_t scratchcap;
+	_Alignas(64) atomic_int brows;
+	atomic_int wfail;
+	atomic_llong wdone; // when the second thread wrote its last row (ns, now_ns)
 };
 
 splitjpeg *splitjpeg_new(void) {
@@ -360,6 +388,8 @@ void splitjpeg_free(splitjpeg *s) {
 	free(s->wcbeg);
 	free(s->wcend);
 	free(s->wcoef);
+	free(s->hdr);
+	free(s->scratch);
 	free(s);
 }
 
@@ -367,7 +397,7 @@ size_t splitjpeg_retained(const splitjpeg *s) {
 	return s->datacap + s->segcap * sizeof(uint64_t) +
 	       s->mcucap * (sizeof *s->wstart + sizeof *s->wend + 4 * sizeof *s->wpred + MAXBLK * sizeof *s->wdc +
 	                    sizeof *s->wcbeg + sizeof *s->wcend) +
-	       s->coefcap * sizeof *s->wcoef;
+	       s->coefcap * sizeof *s->wcoef + s->hdrcap + s->scratchcap;
 }
 
 // grow makes *p hold at least n elements of size sz.
@@ -505,6 +535,15 @@ static void *worker(void *arg) {
 	return NULL;
 }
 
+// avail is how many output rows from the top are written: the calling
+// thread's, and once those are all written (split by rows), the second
+// thread's below them.
+static int avail(splitjpeg *s) {
+	int top = atomic_load_explicit(&s->rows, memory_order_acquire);
+	if (!s->rowmode || top < s->rtop) return top;
+	return s->rtop + atomic_load_explicit(&s->brows, memory_order_acquire);
+}
+
 static long long now_ns(void) {
 	struct timespec t;
 	clock_gettime(CLOCK_MONOTONIC, &t);
@@ -525,24 +564,31 @@ static void on_message(j_common_ptr c, int level) {
 	if (level < 0) on_error(c);
 }
 
-// own decodes the current MCU from the data into blocks.
-static boolean own(j_decompress_ptr cinfo, splitjpeg *s, JBLOCKROW *blocks) {
-	uint64_t end = limit(s, s->mcu - 1);
+// decode_at decodes MCU m, which starts at bit *pos, into blocks with the
+// DC predictors pred, and moves both past it.
+static boolean decode_at(j_decompress_ptr cinfo, splitjpeg *s, long long m, uint64_t *pos, int32_t *pred,
+                         JBLOCKROW *blocks) {
+	uint64_t end = limit(s, m);
 	bitr r;
-	bitr_at(&r, s->data, s->pos);
+	bitr_at(&r, s->data, *pos);
 	for (int b = 0; b < s->nblk; b++) {
 		int d = 0;
 		JCOEF *blk = blocks[b][0];
 		int n = block(&r, s->dc[b], s->ac[b], 0, &d, NULL, blk);
-		s->pos = bitr_pos(&r, s->data);
-		if (n < 0 || s->pos > end) {
+		*pos = bitr_pos(&r, s->data);
+		if (n < 0 || *pos > end) {
 			ERREXIT(cinfo, JERR_BAD_HUFF_TABLE);
 		}
 		int ci = s->comp[b];
-		s->pred[ci] = (int32_t)((uint32_t)s->pred[ci] + (uint32_t)d);
-		blk[0] = (JCOEF)s->pred[ci];
+		pred[ci] = (int32_t)((uint32_t)pred[ci] + (uint32_t)d);
+		blk[0] = (JCOEF)pred[ci];
 	}
 	return TRUE;
+}
+
+// own decodes the current MCU from the data into blocks.
+static boolean own(j_decompress_ptr cinfo, splitjpeg *s, JBLOCKROW *blocks) {
+	return decode_at(cinfo, s, s->mcu - 1, &s->pos, s->pred, blocks);
 }
 
 // take copies the worker's MCU w into blocks when the worker has decoded
@@ -663,8 +709,158 @@ static int room(splitjpeg *s, size_t n, size_t coefs) {
 	return grow((void **)&s->wcoef, &s->coefcap, coefs, sizeof(uint32_t));
 }
 
+// rowheader copies the header of buf (its first n bytes: up to the scan's
+// data) into s->hdr with the image height set to h, leaving out the
+// application segments libjpeg does not read (all but JFIF's APP0 and
+// Adobe's APP14: an EXIF block can be 64 KiB) and comments. It returns 0
+// when the markers are not as expected or memory runs out.
+static int rowheader(splitjpeg *s, const uint8_t *buf, size_t n, int h) {
+	if (n < 4 || buf[0] != 0xFF || buf[1] != 0xD8 || h < 1 || h > 65535) return 0;
+	if (!grow((void **)&s->hdr, &s->hdrcap, n, 1)) return 0;
+	uint8_t *o = s->hdr;
+	size_t i = 2, k = 2, sof = 0;
+	o[0] = 0xFF, o[1] = 0xD8;
+	for (;;) {
+		while (i < n && buf[i] == 0xFF && i + 1 < n && buf[i + 1] == 0xFF) i++; // fill bytes
+		if (i + 4 > n || buf[i] != 0xFF) return 0;
+		uint8_t m = buf[i + 1];
+		size_t len = (size_t)buf[i + 2] << 8 | buf[i + 3];
+		if (len < 2 || i + 2 + len > n) return 0;
+		size_t end = i + 2 + len;
+		if (m == 0xDA) { // the scan: the header ends with it
+			if (end != n || !sof) return 0;
+			memcpy(o + k, buf + i, len + 2);
+			k += len + 2;
+			break;
+		}
+		if (!((m >= 0xE1 && m <= 0xED) || m == 0xEF || m == 0xFE)) {
+			if (m == 0xC0 || m == 0xC1) {
+				if (len < 8 || sof) return 0;
+				sof = k;
+			}
+			memcpy(o + k, buf + i, len + 2);
+			k += len + 2;
+		}
+		i = end;
+	}
+	o[sof + 5] = (uint8_t)(h >> 8);
+	o[sof + 6] = (uint8_t)h;
+	s->hdrlen = k;
+	return 1;
+}
+
+// rowplan decides whether cinfo (started, on the calling thread) is split by
+// rows at rowsplit (0..1, where in the data the second thread's part
+// begins) and where: a row whose MCU row above starts a restart interval,
+// with two MCU rows at least on either side. It sets s->rowmode.
+static void rowplan(splitjpeg *s, j_decompress_ptr cinfo, const uint8_t *buf, size_t hdrlen, double rowsplit) {
+	s->rowmode = 0;
+	if (!s->ri || rowsplit <= 0 || rowsplit >= 1) return;
+	if (cinfo->comps_in_scan == 1 &&
+	    (cinfo->cur_comp_info[0]->h_samp_factor != 1 || cinfo->cur_comp_info[0]->v_samp_factor != 1))
+		return; // a non-interleaved scan whose MCU row is not the image's row of blocks
+	long long mpr = (long long)cinfo->MCUs_per_row, mrows = (long long)cinfo->MCU_rows_in_scan;
+	int mcuh = cinfo->max_v_samp_factor * DCTSIZE; // image rows per MCU row
+	int rpm = cinfo->max_v_samp_factor * cinfo->min_DCT_scaled_size; // output rows per MCU row
+	if (mrows < 4 || rpm < 1) return;
+	uint64_t want = (uint64_t)(rowsplit * (double)s->datalen);
+	long long best = -1;
+	uint64_t bestd = UINT64_MAX;
+	for (long long r = 2; r <= mrows - 2; r++) {
+		long long m = (r - 1) * mpr;
+		if (m % s->ri) continue;
+		uint64_t at = s->seg[m / s->ri], d = at > want ? at - want : want - at;
+		if (d < bestd) bestd = d, best = r;
+	}
+	if (best < 0 || (long long)rpm * best >= (long long)cinfo->output_height) return;
+	int h = (int)cinfo->image_height - (int)(best - 1) * mcuh;
+	if (!rowheader(s, buf, hdrlen, h)) return;
+	size_t row = (size_t)cinfo->output_width * 3;
+	if (!grow((void **)&s->scratch, &s->scratchcap, row + 64, 1)) return;
+	s->rrow = (int)best;
+	s->rpm = rpm;
+	s->rtop = rpm * (int)best;
+	s->rm0 = (best - 1) * mpr;
+	s->rowmode = 1;
+}
+
+// part is where the second thread is in its part of a split by rows.
+typedef struct {
+	splitjpeg *s;
+	long long mcu;
+	uint64_t pos;
+	int32_t pred[4];
+} part;
+
+// decode_part is decode_mcu for the second thread's part.
+static boolean decode_part(j_decompress_ptr cinfo, JBLOCKROW *blocks) {
+	part *p = cinfo->client_data;
+	splitjpeg *s = p->s;
+	if (p->mcu >= s->total) ERREXIT(cinfo, JERR_BAD_HUFF_TABLE);
+	if (p->mcu % s->ri == 0) {
+		p->pos = s->seg[p->mcu / s->ri] * 8;
+		memset(p->pred, 0, sizeof(p->pred));
+	}
+	p->mcu++;
+	return decode_at(cinfo, s, p->mcu - 1, &p->pos, p->pred, blocks);
+}
+
+// rowworker decodes the bottom part of a split by rows (see the top of the
+// file), then letterboxes rows with the calling thread.
+static void *rowworker(void *arg) {
+	splitjpeg *s = arg;
+	struct jpeg_decompress_struct cinfo;
+	struct errmgr jerr;
+	part p = {s, s->rm0, 0, {0, 0, 0, 0}};
+	memset(&cinfo, 0, sizeof(cinfo));
+	cinfo.err = jpeg_std_error(&jerr.pub);
+	jerr.pub.error_exit = on_error;
+	jerr.pub.emit_message = on_message;
+	if (setjmp(jerr.jb)) {
+		atomic_store_explicit(&s->wfail, 1, memory_order_release);
+		jpeg_destroy_decompress(&cinfo);
+		return NULL;
+	}
+	jpeg_create_decompress(&cinfo);
+	jpeg_mem_src(&cinfo, s->hdr, (unsigned long)s->hdrlen);
+	jpeg_read_header(&cinfo, TRUE);
+	cinfo.scale_num = (unsigned)s->num;
+	cinfo.scale_denom = 8;
+	cinfo.out_color_space = JCS_EXT_BGR;
+	cinfo.dct_method = JDCT_ISLOW;
+	cinfo.do_fancy_upsampling = TRUE;
+	jpeg_start_decompress(&cinfo);
+	const int skip = s->rpm, first = s->rtop - skip; // the rows above the part, and its first output row
+	if ((int)cinfo.output_width != s->ow || (int)cinfo.output_height != s->oh - first ||
+	    cinfo.output_components != 3 || cinfo.blocks_in_MCU != s->nblk ||
+	    (long long)cinfo.MCUs_per_row * (long long)cinfo.MCU_rows_in_scan != s->total - s->rm0)
+		ERREXIT(&cinfo, JERR_BAD_HUFF_TABLE); // not the same layout: leave the image to TurboJPEG
+	cinfo.client_data = &p;
+	cinfo.entropy->decode_mcu = decode_part;
+	JSAMPROW rows[16];
+	while (cinfo.output_scanline < cinfo.output_height) {
+		if (atomic_load_explicit(&s->stop, memory_order_relaxed)) break;
+		int n = 0;
+		for (; n < 16 && cinfo.output_scanline + (unsigned)n < cinfo.output_height; n++) {
+			int y = (int)cinfo.output_scanline + n;
+			rows[n] = y < skip ? s->scratch : s->dst + (size_t)(first + y) * (size_t)s->pitch;
+		}
+		jpeg_read_scanlines(&cinfo, rows, (JDIMENSION)n);
+		int done = (int)cinfo.output_scanline - skip;
+		if (done > 0) atomic_store_explicit(&s->brows, done, memory_order_release);
+	}
+	atomic_store_explicit(&s->wdone, now_ns(), memory_order_release);
+	jpeg_destroy_decompress(&cinfo);
+	if (s->lb) {
+		while (!atomic_load_explicit(&s->stop, memory_order_relaxed) && !imaging_lbjob_work(s->lb, avail(s)))
+			sched_yield(); // the next rows are not decoded yet
+	}
+	return NULL;
+}
+
 int splitjpeg_decode(splitjpeg *s, const unsigned char *buf, size_t len, int num, unsigned char *dst, int w,
-                     int pitch, int h, double split, int wait, imaging_lbjob *lb, splitjpeg_stats *stats) {
+                     int pitch, int h, double split, double rowsplit, int wait, imaging_lbjob *lb,
+                     splitjpeg_stats *stats) {
 	struct jpeg_decompress_struct cinfo;
 	struct errmgr jerr;
 	volatile int started = 0;
@@ -730,6 +926,23 @@ int splitjpeg_decode(splitjpeg *s, const unsigned char *buf, size_t len, int num
 	atomic_store(&s->rows, 0);
 	s->lb = wait ? NULL : lb; // (a worker run to its end first would wait for rows forever)
 	s->useworker = split > 0 && split < 1 && s->wbegin > 0 && s->wbegin < s->databits;
+	s->num = num, s->ow = w, s->oh = h, s->pitch = pitch, s->dst = dst;
+	rowplan(s, &cinfo, buf, (size_t)(ent - buf), rowsplit);
+	atomic_store(&s->brows, 0);
+	atomic_store(&s->wfail, 0);
+	atomic_store(&s->wdone, 0);
+	if (s->rowmode) {
+		s->useworker = 0;
+		if (pthread_create(&s->th, NULL, rowworker, s) != 0) {
+			s->rowmode = 0;
+		} else {
+			started = 1;
+			if (wait) {
+				pthread_join(s->th, NULL);
+				started = 0;
+			}
+		}
+	}
 	s->wmax = s->total + s->total / 2 + 64; // room for MCUs decoded before a sync or a move
 	if (s->useworker) {
 		// Every MCU after the start and some more (see wmax); on average a
@@ -749,22 +962,43 @@ int splitjpeg_decode(splitjpeg *s, const unsigned char *buf, size_t len, int num
 	cinfo.client_data = s;
 	cinfo.entropy->decode_mcu = decode_mcu;
 	JSAMPROW rows[16];
-	while (cinfo.output_scanline < cinfo.output_height) {
+	const unsigned last = s->rowmode ? (unsigned)s->rtop : cinfo.output_height; // (the rows after: the worker's)
+	while (cinfo.output_scanline < last) {
 		int n = 0;
-		for (; n < 16 && cinfo.output_scanline + (unsigned)n < cinfo.output_height; n++)
+		for (; n < 16 && cinfo.output_scanline + (unsigned)n < last; n++)
 			rows[n] = dst + (size_t)(cinfo.output_scanline + (unsigned)n) * (size_t)pitch;
 		jpeg_read_scanlines(&cinfo, rows, (JDIMENSION)n);
 		if (lb) atomic_store_explicit(&s->rows, (int)cinfo.output_scanline, memory_order_release);
 	}
+	if (s->rowmode && !lb) {
+		if (started) pthread_join(s->th, NULL);
+		started = 0;
+	}
+	if (s->rowmode && atomic_load_explicit(&s->wfail, memory_order_acquire)) {
+		rc = 1;
+		goto out;
+	}
 	if (lb) { // the rows left, with the worker, and those it is still writing
 		long long t0 = now_ns();
-		imaging_lbjob_work(lb, (int)cinfo.output_height);
+		while (!imaging_lbjob_work(lb, avail(s))) {
+			if (atomic_load_explicit(&s->wfail, memory_order_acquire)) {
+				rc = 1;
+				goto out;
+			}
+			sched_yield(); // (split by rows: the second thread's rows are not all decoded yet)
+		}
 		while (!imaging_lbjob_done(lb))
 			sched_yield();
+		if (s->rowmode) { // the last row decoded may be the second thread's
+			long long w = atomic_load_explicit(&s->wdone, memory_order_acquire);
+			if (w > t0) t0 = w;
+		}
 		if (stats) stats->tail_ns = now_ns() - t0;
 	}
+	if (s->rowmode) s->copied = s->total - s->rm0 - (long long)cinfo.MCUs_per_row;
 	if (stats) {
-		stats->worker = s->useworker;
+		stats->rows = s->rowmode;
+		stats->worker = s->useworker || s->rowmode;
 		stats->mcus = s->total;
 		stats->copied = s->copied;
 		stats->lagged = s->lagged;

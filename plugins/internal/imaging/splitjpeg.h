@@ -18,6 +18,7 @@ typedef struct {
 	long long lagged; // MCUs the calling thread decoded after the sync, the second thread being behind
 	long long moves;  // times the second thread was moved ahead of the calling one
 	long long tail_ns; // with a letterbox: from the last row decoded to the letterbox done
+	int rows;         // 1 when the image was split by rows (restart markers), copied then the second part's MCUs
 } splitjpeg_stats;
 
 typedef struct imaging_lbjob imaging_lbjob; // cv.h
@@ -36,14 +37,18 @@ size_t splitjpeg_retained(const splitjpeg *s);
 // entropy-coded data the second thread starts. It returns 0 on success, 1
 // for an image it does not take (progressive, arithmetic coding, restart
 // markers out of sequence, 12-bit, CMYK, several scans, damaged data, any
-// libjpeg error or warning: decode it the usual way). With wait (tests),
+// libjpeg error or warning: decode it the usual way). A JPEG whose restart
+// intervals start rows of MCUs is split by rows instead when rowsplit is in
+// (0, 1): each thread decodes a part of the image, the second one from about
+// rowsplit of the data. With wait (tests),
 // the second thread finishes its part before the calling thread starts.
 // With lb (a letterbox of dst), the second thread, once its part is
 // decoded, letterboxes the rows the calling thread has written, and the
 // calling thread does what is left when it has written them all: on
 // success the letterbox is complete.
 int splitjpeg_decode(splitjpeg *s, const unsigned char *buf, size_t len, int num, unsigned char *dst, int w,
-                     int pitch, int h, double split, int wait, imaging_lbjob *lb, splitjpeg_stats *stats);
+                     int pitch, int h, double split, double rowsplit, int wait, imaging_lbjob *lb,
+                     splitjpeg_stats *stats);
 
 #ifdef __cplusplus
 }
