@@ -38,11 +38,7 @@ func (d *Decoder) DecodeRaw(dst []Detection, data []float32, nc, anchors int, p 
 	// best NaN, which is never over the threshold.
 	copy(best, data[4*anchors:5*anchors])
 	for c := 1; c < nc; c++ {
-		row := data[(4+c)*anchors : (5+c)*anchors]
-		row = row[:len(best)]
-		for a, s := range row {
-			best[a] = max(best[a], s)
-		}
+		maxRow(best, data[(4+c)*anchors:(5+c)*anchors])
 	}
 	cx := data[0:anchors]
 	cy := data[anchors : 2*anchors]
@@ -182,4 +178,12 @@ func DecodeRaw(data []float32, nc, anchors int, p Params) ([]Detection, error) {
 func DecodeNMS(data []float32, n int, p Params) ([]Detection, error) {
 	var d Decoder
 	return d.DecodeNMS(nil, data, n, p)
+}
+
+// maxRowGo is maxRow in Go (the rest of a row, or a CPU without AVX2).
+func maxRowGo(best, row []float32) {
+	row = row[:len(best)]
+	for a, s := range row {
+		best[a] = max(best[a], s)
+	}
 }

@@ -324,3 +324,49 @@ func TestDecodeRawTiesAndNaN(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxRow: the row maximum DecodeRaw uses (AVX2 on amd64 CPUs that have
+// it) gives what Go's max gives, NaN included (a NaN in either operand,
+// at every position of a 32-value block and in the tail after the blocks).
+func TestMaxRow(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	nan := float32(math.NaN())
+	for _, n := range []int{0, 1, 31, 32, 33, 100, 8400} {
+		best := make([]float32, n)
+		want := make([]float32, n)
+		for i := range best {
+			best[i] = rng.Float32()*2 - 0.5
+		}
+		for r := range 6 {
+			row := make([]float32, n)
+			for i := range row {
+				row[i] = rng.Float32()*2 - 0.5
+				switch rng.IntN(16) {
+				case 0:
+					row[i] = nan
+				case 1:
+					row[i] = float32(math.Inf(1 - 2*(r%2)))
+				case 2:
+					row[i] = best[i]
+				}
+			}
+			copy(want, best)
+			maxRowGo(want, row)
+			maxRow(best, row)
+			for i := range best {
+				if best[i] != want[i] && !(math.IsNaN(float64(best[i])) && math.IsNaN(float64(want[i]))) {
+					t.Fatalf("n %d row %d: best[%d] = %v, want %v (row %v)", n, r, i, best[i], want[i], row[i])
+				}
+			}
+		}
+		nans := 0
+		for _, v := range best {
+			if math.IsNaN(float64(v)) {
+				nans++
+			}
+		}
+		if n >= 100 && (nans == 0 || nans == n) {
+			t.Errorf("n %d: %d NaNs after six rows, want some", n, nans)
+		}
+	}
+}
