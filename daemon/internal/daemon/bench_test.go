@@ -135,6 +135,8 @@ func BenchmarkHTTPDetect(b *testing.B) {
 			b.ReportMetric(st.sum.Preprocess/n, "preprocess_ms")
 			b.ReportMetric(st.sum.Queue/n, "queue_ms")
 			b.ReportMetric(st.sum.Infer/n, "infer_ms")
+			slices.Sort(st.infer)
+			b.ReportMetric(st.infer[len(st.infer)/2], "infer_p50_ms")
 			b.ReportMetric(st.sum.Postprocess/n, "post_ms")
 			b.ReportMetric(st.trans/n, "transport_ms")
 			b.ReportMetric(st.hop/n, "overhead_ms")
@@ -169,6 +171,7 @@ func pct(lat []time.Duration, p float64) float64 {
 type detectStats struct {
 	mu    sync.Mutex
 	lat   []time.Duration
+	infer []float64 // the infer stage of each image, ms
 	sum   api.TimingsMS
 	trans float64
 	hop   float64
@@ -197,6 +200,7 @@ func (st *detectStats) detect(b *testing.B, h *harness, img []byte, conc, n int)
 				st.mu.Lock()
 				st.lat = append(st.lat, d)
 				t := res.TimingsMS
+				st.infer = append(st.infer, t.Infer)
 				st.sum.Decode += t.Decode
 				st.sum.Preprocess += t.Preprocess
 				st.sum.Queue += t.Queue
