@@ -79,6 +79,10 @@ func tuneSplit(num int, st splitStats) {
 // then do the same kind of work.
 const rowSplit = 0.5
 
+// helperThreads is how many second decode threads this process has made
+// (splitjpeg_helpers): they are kept between decodes.
+func helperThreads() int { return int(C.splitjpeg_helpers()) }
+
 // parallelDecodes counts the images decoded on two threads.
 var parallelDecodes atomic.Uint64
 

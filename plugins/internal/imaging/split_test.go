@@ -312,3 +312,35 @@ func TestLetterboxBesideDecode(t *testing.T) {
 		}
 	}
 }
+
+// TestSplitDecodeKeepsThread: decodes on two threads, one after the other,
+// all use the one second thread kept between them (a thread made and ended
+// for every image slowed the inference that followed it), of both kinds
+// (split by rows, and the resynchronising one), and with the letterbox.
+func TestSplitDecodeKeepsThread(t *testing.T) {
+	bus, big := readBus(t), bus4K(t)
+	dst := make([]float32, 3*640*640)
+	run := func() {
+		for _, b := range [][]byte{bus, big} {
+			if _, err := Preprocess(b, dst, 640, 640, false, Options{Parallel: true}); err != nil {
+				t.Fatal(err)
+			}
+			im, err := Decode(b, 640, 640, Options{Parallel: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			im.Close()
+		}
+	}
+	run() // makes the thread if no test before made it
+	before, decodes := helperThreads(), ParallelDecodes()
+	for range 10 {
+		run()
+	}
+	if n := ParallelDecodes() - decodes; n < 40 {
+		t.Fatalf("%d of 40 decodes ran on two threads", n)
+	}
+	if made := helperThreads() - before; made != 0 || before < 1 {
+		t.Errorf("40 two-thread decodes made %d new threads (%d before), want the kept one reused", made, before)
+	}
+}

@@ -305,6 +305,9 @@ typedef struct helper {
 
 static pthread_mutex_t helpers_mu = PTHREAD_MUTEX_INITIALIZER;
 static helper *idle_helpers;
+static atomic_int helpers_made;
+
+int splitjpeg_helpers(void) { return atomic_load(&helpers_made); }
 
 static void *helper_main(void *arg) {
 	helper *h = arg;
@@ -345,6 +348,7 @@ static helper *helper_start(void *(*fn)(void *), void *arg) {
 			free(h);
 			return NULL;
 		}
+		atomic_fetch_add(&helpers_made, 1);
 	}
 	pthread_mutex_lock(&h->mu);
 	h->arg = arg;

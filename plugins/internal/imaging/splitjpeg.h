@@ -24,6 +24,10 @@ typedef struct {
 typedef struct imaging_lbjob imaging_lbjob; // cv.h
 
 splitjpeg *splitjpeg_new(void);
+
+// splitjpeg_helpers is how many second threads this process has made: they
+// are kept and reused, one for each two-thread decode running at once.
+int splitjpeg_helpers(void);
 void splitjpeg_free(splitjpeg *s);
 
 // splitjpeg_retained is the memory s keeps between decodes, in bytes: its
