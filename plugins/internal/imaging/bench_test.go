@@ -37,6 +37,17 @@ func cpuLoop(b *testing.B, f func()) {
 	b.ReportMetric(float64((cpuTime(rusageThread)-c0).Microseconds())/1000/float64(b.N), "cpu_ms")
 }
 
+// wallLoop runs f b.N times and reports its latency (wall_ms) and the
+// process's CPU time per op (cpu_ms: every thread, for two-thread decodes).
+func wallLoop(b *testing.B, f func()) {
+	c0, t0 := cpuTime(syscall.RUSAGE_SELF), time.Now()
+	for b.Loop() {
+		f()
+	}
+	b.ReportMetric(float64(time.Since(t0).Microseconds())/1000/float64(b.N), "wall_ms")
+	b.ReportMetric(float64((cpuTime(syscall.RUSAGE_SELF)-c0).Microseconds())/1000/float64(b.N), "cpu_ms")
+}
+
 // BenchmarkDecode decodes bus.jpg and a 4K JPEG (bus.jpg stretched to
 // 3840x2160) with OpenCV (the plugin's decoder before TurboJPEG), as Decode
 // does on one thread at full size and at the scale ChooseScale picks for a
@@ -110,16 +121,13 @@ func BenchmarkDecode(b *testing.B) {
 		for _, par := range []bool{false, true} {
 			name := map[bool]string{false: "/single", true: "/parallel"}[par]
 			b.Run(img.name+name, func(b *testing.B) {
-				c0, t0 := cpuTime(syscall.RUSAGE_SELF), time.Now()
-				for b.Loop() {
+				wallLoop(b, func() {
 					im, err := Decode(img.data, 640, 640, Options{Parallel: par})
 					if err != nil {
 						b.Fatal(err)
 					}
 					im.Close()
-				}
-				b.ReportMetric(float64(time.Since(t0).Microseconds())/1000/float64(b.N), "wall_ms")
-				b.ReportMetric(float64((cpuTime(syscall.RUSAGE_SELF)-c0).Microseconds())/1000/float64(b.N), "cpu_ms")
+				})
 			})
 		}
 		b.Run(img.name+"/preprocess", func(b *testing.B) {
@@ -134,14 +142,11 @@ func BenchmarkDecode(b *testing.B) {
 		// letterbox beside it; wall_ms is its latency.
 		b.Run(img.name+"/preprocess_parallel", func(b *testing.B) {
 			dst := make([]float32, 3*640*640)
-			c0, t0 := cpuTime(syscall.RUSAGE_SELF), time.Now()
-			for b.Loop() {
+			wallLoop(b, func() {
 				if _, err := Preprocess(img.data, dst, 640, 640, false, Options{Parallel: true}); err != nil {
 					b.Fatal(err)
 				}
-			}
-			b.ReportMetric(float64(time.Since(t0).Microseconds())/1000/float64(b.N), "wall_ms")
-			b.ReportMetric(float64((cpuTime(syscall.RUSAGE_SELF)-c0).Microseconds())/1000/float64(b.N), "cpu_ms")
+			})
 		})
 	}
 }

@@ -241,12 +241,7 @@ static void hresize(const imaging_lbjob *j, const int *sy, short *const *out, in
 		}
 		return;
 	}
-	for (int x = 0; x < nw; x++) {
-		const int a = i0[x], b = i1[x], p = w0[x], q = w1[x];
-		o0[x] = short((s[a] * p + s[b] * q) >> 4);
-		o1[x] = short((s[a + 1] * p + s[b + 1] * q) >> 4);
-		o2[x] = short((s[a + 2] * p + s[b + 2] * q) >> 4);
-	}
+	hresize_tail(j, s, out[0], 0);
 }
 
 // vplane blends two horizontally resized rows of one channel as cv::resize's

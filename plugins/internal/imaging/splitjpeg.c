@@ -436,12 +436,12 @@ struct splitjpeg {
 	_Alignas(64) atomic_int rows;
 
 	// Split by rows (see the top of the file): the second thread decodes
-	// from MCU row rrow-1 (MCU rm0) with the header in hdr, and writes
-	// output rows rtop (= rrow * rows per MCU row) to oh of dst; the
-	// calling thread writes rows 0 to rtop. brows is how many of its rows
+	// from MCU rm0 (the first of the MCU row above its part) with the header
+	// in hdr, and writes output rows rtop to oh of dst (rpm output rows per
+	// MCU row); the calling thread writes rows 0 to rtop. brows is how many of its rows
 	// the second thread has written, wfail set when it could not decode
 	// them.
-	int rowmode, rrow, rtop, rpm, ow, oh, pitch, num;
+	int rowmode, rtop, rpm, ow, oh, pitch, num;
 	long long rm0;
 	unsigned char *dst;
 	uint8_t *hdr;
@@ -544,6 +544,24 @@ static inline uint64_t limit(const splitjpeg *s, long long m) {
 	return k < s->nseg ? s->seg[k] * 8 : s->databits;
 }
 
+// avail is how many output rows from the top are written: the calling
+// thread's, and once those are all written (split by rows), the second
+// thread's below them.
+static int avail(splitjpeg *s) {
+	int top = atomic_load_explicit(&s->rows, memory_order_acquire);
+	if (!s->rowmode || top < s->rtop) return top;
+	return s->rtop + atomic_load_explicit(&s->brows, memory_order_acquire);
+}
+
+// help_letterbox is the second thread's share of the letterbox (s->lb,
+// when there is one), once its part of the decode is done: the rows
+// written so far, until every row is claimed or the decode stops.
+static void help_letterbox(splitjpeg *s) {
+	if (!s->lb) return;
+	while (!atomic_load_explicit(&s->stop, memory_order_relaxed) && !imaging_lbjob_work(s->lb, avail(s)))
+		sched_yield(); // the next rows are not decoded yet
+}
+
 // worker decodes MCUs from s->wbegin to the end of the data (see struct).
 // After an invalid block it starts over one bit after the failed MCU's start.
 static void *worker(void *arg) {
@@ -609,21 +627,8 @@ static void *worker(void *arg) {
 		if ((j & 3) == 0) atomic_store_explicit(&s->done, j, memory_order_release);
 	}
 	atomic_store_explicit(&s->done, j, memory_order_release);
-	if (s->lb) {
-		while (!atomic_load_explicit(&s->stop, memory_order_relaxed) &&
-		       !imaging_lbjob_work(s->lb, atomic_load_explicit(&s->rows, memory_order_acquire)))
-			sched_yield(); // the next rows are not decoded yet
-	}
+	help_letterbox(s);
 	return NULL;
-}
-
-// avail is how many output rows from the top are written: the calling
-// thread's, and once those are all written (split by rows), the second
-// thread's below them.
-static int avail(splitjpeg *s) {
-	int top = atomic_load_explicit(&s->rows, memory_order_acquire);
-	if (!s->rowmode || top < s->rtop) return top;
-	return s->rtop + atomic_load_explicit(&s->brows, memory_order_acquire);
 }
 
 static long long now_ns(void) {
@@ -791,6 +796,16 @@ static int room(splitjpeg *s, size_t n, size_t coefs) {
 	return grow((void **)&s->wcoef, &s->coefcap, coefs, sizeof(uint32_t));
 }
 
+// set_output sets what both threads' pipelines produce: BGR at num/8 with
+// TurboJPEG's defaults (accurate inverse DCT, fancy upsampling).
+static void set_output(j_decompress_ptr cinfo, int num) {
+	cinfo->scale_num = (unsigned)num;
+	cinfo->scale_denom = 8;
+	cinfo->out_color_space = JCS_EXT_BGR;
+	cinfo->dct_method = JDCT_ISLOW;
+	cinfo->do_fancy_upsampling = TRUE;
+}
+
 // rowheader copies the header of buf (its first n bytes: up to the scan's
 // data) into s->hdr with the image height set to h, leaving out the
 // application segments libjpeg does not read (all but JFIF's APP0 and
@@ -859,7 +874,6 @@ static void rowplan(splitjpeg *s, j_decompress_ptr cinfo, const uint8_t *buf, si
 	if (!rowheader(s, buf, hdrlen, h)) return;
 	size_t row = (size_t)cinfo->output_width * 3;
 	if (!grow((void **)&s->scratch, &s->scratchcap, row + 64, 1)) return;
-	s->rrow = (int)best;
 	s->rpm = rpm;
 	s->rtop = rpm * (int)best;
 	s->rm0 = (best - 1) * mpr;
@@ -906,11 +920,7 @@ static void *rowworker(void *arg) {
 	jpeg_create_decompress(&cinfo);
 	jpeg_mem_src(&cinfo, s->hdr, (unsigned long)s->hdrlen);
 	jpeg_read_header(&cinfo, TRUE);
-	cinfo.scale_num = (unsigned)s->num;
-	cinfo.scale_denom = 8;
-	cinfo.out_color_space = JCS_EXT_BGR;
-	cinfo.dct_method = JDCT_ISLOW;
-	cinfo.do_fancy_upsampling = TRUE;
+	set_output(&cinfo, s->num);
 	jpeg_start_decompress(&cinfo);
 	const int skip = s->rpm, first = s->rtop - skip; // the rows above the part, and its first output row
 	if ((int)cinfo.output_width != s->ow || (int)cinfo.output_height != s->oh - first ||
@@ -933,10 +943,7 @@ static void *rowworker(void *arg) {
 	}
 	atomic_store_explicit(&s->wdone, now_ns(), memory_order_release);
 	jpeg_destroy_decompress(&cinfo);
-	if (s->lb) {
-		while (!atomic_load_explicit(&s->stop, memory_order_relaxed) && !imaging_lbjob_work(s->lb, avail(s)))
-			sched_yield(); // the next rows are not decoded yet
-	}
+	help_letterbox(s);
 	return NULL;
 }
 
@@ -964,11 +971,7 @@ int splitjpeg_decode(splitjpeg *s, const unsigned char *buf, size_t len, int num
 		rc = 1;
 		goto out;
 	}
-	cinfo.scale_num = (unsigned)num;
-	cinfo.scale_denom = 8;
-	cinfo.out_color_space = JCS_EXT_BGR;
-	cinfo.dct_method = JDCT_ISLOW;
-	cinfo.do_fancy_upsampling = TRUE;
+	set_output(&cinfo, num);
 	const uint8_t *ent = cinfo.src->next_input_byte;
 	size_t entlen = cinfo.src->bytes_in_buffer;
 	if (!unstuff(s, ent, entlen)) {
