@@ -1,0 +1,197 @@
+package cthread
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// alive reports whether this process has a thread tid.
+func alive(tid int) bool {
+	_, err := os.Stat(fmt.Sprintf("/proc/self/task/%d", tid))
+	return err == nil
+}
+
+// waitState waits until a goroutine whose stack mentions fn is in state
+// (as runtime.Stack names it: "IO wait", "syscall"...), and returns
+// whether it was seen within 5 s.
+func waitState(fn, state string) bool {
+	buf := make([]byte, 1<<20)
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(time.Millisecond) {
+		for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+			if strings.Contains(g, fn) && strings.Contains(strings.SplitN(g, "\n", 2)[0], "["+state) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func TestCallRunsOnAKeptThread(t *testing.T) {
+	th, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer th.Close()
+	p := newProbe(0)
+	defer p.free()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	self := unix.Gettid()
+	var tid int
+	for i := 1; i <= 5; i++ {
+		if err := th.Call(p.fn(), p.arg()); err != nil {
+			t.Fatal(err)
+		}
+		if p.calls() != i {
+			t.Fatalf("after %d calls the function ran %d times", i, p.calls())
+		}
+		if p.tid() == self {
+			t.Fatal("the function ran on the calling thread")
+		}
+		if i > 1 && p.tid() != tid {
+			t.Fatalf("call %d ran on thread %d, the previous ones on %d: the thread is not kept", i, p.tid(), tid)
+		}
+		tid = p.tid()
+	}
+}
+
+// TestCallerWaitsInThePoller: while the C function runs, the calling
+// goroutine is parked in Go's network poller ("IO wait"), not in a cgo call
+// ("syscall"), which is the point of the package.
+func TestCallerWaitsInThePoller(t *testing.T) {
+	th, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer th.Close()
+	p := newProbe(300_000)
+	defer p.free()
+	done := make(chan error, 1)
+	go func() { done <- callForTest(th, p) }()
+	if !waitState("callForTest", "IO wait") {
+		t.Error("the calling goroutine was never seen waiting in the poller during the call")
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if p.calls() != 1 {
+		t.Fatalf("the function ran %d times, want 1", p.calls())
+	}
+	// What it is not: the same function as a cgo call shows as a syscall.
+	go func() { cgoForTest(p); done <- nil }()
+	if !waitState("cgoForTest", "syscall") {
+		t.Error("a cgo call was not seen as a syscall: the check above proves nothing")
+	}
+	<-done
+}
+
+// cgoForTest is a named frame for waitState.
+func cgoForTest(p *probe) { p.runHere() }
+
+// callForTest is a named frame for waitState.
+func callForTest(th *Thread, p *probe) error { return th.Call(p.fn(), p.arg()) }
+
+func TestCallOnABusyThreadFails(t *testing.T) {
+	th, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer th.Close()
+	p, q := newProbe(300_000), newProbe(0)
+	defer p.free()
+	defer q.free()
+	done := make(chan error, 1)
+	go func() { done <- callForTest(th, p) }()
+	if !waitState("callForTest", "IO wait") {
+		t.Fatal("the first call never started")
+	}
+	if err := th.Call(q.fn(), q.arg()); err == nil || !strings.Contains(err.Error(), "busy") {
+		t.Errorf("a call beside a running one: err = %v, want one saying the thread is busy", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if p.calls() != 1 || q.calls() != 0 {
+		t.Fatalf("calls: first %d (want 1), second %d (want 0)", p.calls(), q.calls())
+	}
+}
+
+// TestCloseWaitsForTheCall: Close returns after the running call has, and
+// the thread is gone.
+func TestCloseWaitsForTheCall(t *testing.T) {
+	th, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newProbe(200_000)
+	defer p.free()
+	done := make(chan error, 1)
+	go func() { done <- callForTest(th, p) }()
+	if !waitState("callForTest", "IO wait") {
+		t.Fatal("the call never started")
+	}
+	th.Close()
+	if p.calls() != 1 {
+		t.Fatalf("Close returned with the call not done (%d calls)", p.calls())
+	}
+	<-done // nil, or an error for the eventfd closed under it
+	if alive(p.tid()) {
+		t.Fatalf("thread %d that ran the call is still there after Close", p.tid())
+	}
+}
+
+func TestPoolReusesThreads(t *testing.T) {
+	pool := NewPool(2)
+	p := newProbe(0)
+	defer p.free()
+	if err := pool.Call(p.fn(), p.arg()); err != nil {
+		t.Fatal(err)
+	}
+	tid := p.tid()
+	for range 50 {
+		if err := pool.Call(p.fn(), p.arg()); err != nil {
+			t.Fatal(err)
+		}
+		if p.tid() != tid {
+			t.Fatalf("a lone caller's calls ran on threads %d and %d", tid, p.tid())
+		}
+	}
+	// Callers at once get threads of their own; the pool keeps two.
+	var wg sync.WaitGroup
+	probes := []*probe{newProbe(50_000), newProbe(50_000), newProbe(50_000)}
+	for _, q := range probes {
+		defer q.free()
+		wg.Go(func() {
+			if err := pool.Call(q.fn(), q.arg()); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	seen := map[int]bool{}
+	for _, q := range probes {
+		seen[q.tid()] = true
+		if q.calls() != 1 {
+			t.Fatalf("a concurrent call ran %d times", q.calls())
+		}
+	}
+	if len(seen) != 3 {
+		t.Fatalf("3 calls at once ran on %d threads, want 3", len(seen))
+	}
+	left := 0
+	for tid := range seen {
+		if alive(tid) {
+			left++
+		}
+	}
+	if left != 2 {
+		t.Fatalf("%d of the 3 threads are left after the calls; want 2 (the pool keeps two)", left)
+	}
+}
