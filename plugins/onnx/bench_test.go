@@ -93,6 +93,12 @@ type bareSession struct {
 	per      int
 	plane    []float32
 	outShape [2]int64
+	inName   string
+	outName  string
+	// threaded: runs go through a run thread per caller (ortcall.go), as
+	// the plugin runs them, instead of sess.Run's cgo call.
+	threaded bool
+	threads  map[int]*runThread
 }
 
 func newBareSession(b *testing.B) *bareSession {
@@ -119,7 +125,8 @@ func newBareSession(b *testing.B) *bareSession {
 		b.Fatal(err)
 	}
 	s := &bareSession{sess: sess, opts: opts, fixed: max(sh.batch, 0), in: map[bareSlot]*ort.Tensor[float32]{},
-		out: map[bareSlot]*ort.Tensor[float32]{}, h: sh.h, w: sh.w, outShape: [2]int64{sh.out[1], sh.out[2]}}
+		out: map[bareSlot]*ort.Tensor[float32]{}, h: sh.h, w: sh.w, outShape: [2]int64{sh.out[1], sh.out[2]},
+		inName: sh.inName, outName: sh.outName, threads: map[int]*runThread{}}
 	if s.h <= 0 || s.w <= 0 {
 		s.h, s.w = 640, 640
 	}
@@ -163,8 +170,21 @@ func (s *bareSession) run(bs int64, caller int) error {
 		s.out[k] = out
 	}
 	out := s.out[k]
+	if !s.threaded {
+		s.mu.Unlock()
+		return s.sess.Run([]ort.Value{in}, []ort.Value{out})
+	}
+	rt, ok := s.threads[caller]
+	if !ok {
+		var err error
+		if rt, err = newRunThread(s.sess, s.inName, s.outName); err != nil {
+			s.mu.Unlock()
+			return err
+		}
+		s.threads[caller] = rt
+	}
 	s.mu.Unlock()
-	return s.sess.Run([]ort.Value{in}, []ort.Value{out})
+	return rt.run(in, out)
 }
 
 // runs runs the session n times at batch size bs, spread over callers
@@ -197,6 +217,9 @@ func (s *bareSession) close() {
 			t.Destroy()
 		}
 	}
+	for _, rt := range s.threads {
+		rt.close()
+	}
 	s.sess.Destroy()
 	s.opts.Destroy()
 }
@@ -205,7 +228,10 @@ func (s *bareSession) close() {
 // options as served; input already preprocessed; no post-processing) at
 // batch 1 and 4 (batch 4 only on dynamic-batch models), and as the plugin
 // runs a busy model: two batch-1 runs at once (batch1x2). One op is one
-// batch.
+// batch. batch1_thread runs batch 1 as the plugin does, from a thread of
+// its own (ortcall.go), in turns of 5 with batch1's plain cgo call (what the
+// daemon's benchmark compares with): p50_ms is the thread's, direct_p50_ms
+// the cgo call's, ratio the first over the second.
 func BenchmarkModelOnly(b *testing.B) {
 	s := newBareSession(b)
 	defer s.close()
@@ -233,6 +259,31 @@ func BenchmarkModelOnly(b *testing.B) {
 			reportLatency(b, b.N*int(c.bs), elapsed, lat)
 		})
 	}
+	b.Run("batch1_thread", func(b *testing.B) {
+		var direct, thread []time.Duration
+		for i := 0; i < b.N+5; i += 5 { // the first turn warms the thread up
+			for _, threaded := range []bool{false, true} {
+				s.threaded = threaded
+				lat, _, err := s.runs(1, 5, 1)
+				s.threaded = false
+				if err != nil {
+					b.Fatal(err)
+				}
+				if i > 0 && threaded {
+					thread = append(thread, lat...)
+				} else if i > 0 {
+					direct = append(direct, lat...)
+				}
+			}
+		}
+		p50 := func(d []time.Duration) float64 {
+			slices.Sort(d)
+			return float64(d[len(d)/2]) / 1e6
+		}
+		b.ReportMetric(p50(thread), "p50_ms")
+		b.ReportMetric(p50(direct), "direct_p50_ms")
+		b.ReportMetric(p50(thread)/p50(direct), "ratio")
+	})
 }
 
 // BenchmarkModelOnlyServe is the model-only side of the daemon's paired

@@ -104,6 +104,7 @@ type lane struct {
 	out16s  []uint16  // backing of the float16 output tensors
 	dec     yolo.Decoder
 	scratch []yolo.Detection
+	thread  *runThread // runs the session; nil if it could not start (runs are then cgo calls)
 }
 
 // batchBufs are the input and output tensors of one batch size.
@@ -124,7 +125,9 @@ func newLoaded(d model.Descriptor, sess *ort.DynamicAdvancedSession, sh modelSha
 		m.fixed = d.Batch
 	}
 	for range max(lanes, 1) {
-		m.lanes = append(m.lanes, &lane{batches: map[int]*batchBufs{}})
+		l := &lane{batches: map[int]*batchBufs{}}
+		l.thread, _ = newRunThread(sess, sh.inName, sh.outName) // rare (no thread or eventfd left): runs go the usual way
+		m.lanes = append(m.lanes, l)
 	}
 	m.pool = &tensorPool{shape: ort.NewShape(1, 3, int64(m.h), int64(m.w)), max: 2 * m.maxBatch * len(m.lanes)}
 	return m
@@ -180,6 +183,9 @@ func (m *loaded) close() {
 				}
 				bb.in16.destroy()
 				bb.out16.destroy()
+			}
+			if l.thread != nil {
+				l.thread.close()
 			}
 		}
 		m.pool.close()
@@ -430,7 +436,7 @@ func (m *loaded) infer(l *lane, batch []*request) (*ort.Tensor[float32], func(),
 		in = bb.in
 	}
 	if m.out16 {
-		if err := m.sess.Run([]ort.Value{in}, []ort.Value{bb.out16.t}); err != nil {
+		if err := m.runSession(l, in, bb.out16.t); err != nil {
 			return nil, nil, err
 		}
 		o := int(m.out[1] * m.out[2])
@@ -438,7 +444,7 @@ func (m *loaded) infer(l *lane, batch []*request) (*ort.Tensor[float32], func(),
 		return bb.out, nil, nil
 	}
 	if bb.out != nil {
-		return bb.out, nil, m.sess.Run([]ort.Value{in}, []ort.Value{bb.out})
+		return bb.out, nil, m.runSession(l, in, bb.out)
 	}
 	outs := []ort.Value{nil}
 	if err := m.sess.Run([]ort.Value{in}, outs); err != nil {
@@ -450,6 +456,15 @@ func (m *loaded) infer(l *lane, batch []*request) (*ort.Tensor[float32], func(),
 		return nil, nil, fmt.Errorf("output is %T, want a float32 tensor", outs[0])
 	}
 	return t, func() { t.Destroy() }, nil
+}
+
+// runSession runs the session on in into out, on the lane's thread when it has
+// one (see runThread).
+func (m *loaded) runSession(l *lane, in, out ort.Value) error {
+	if l.thread != nil {
+		return l.thread.run(in, out)
+	}
+	return m.sess.Run([]ort.Value{in}, []ort.Value{out})
 }
 
 // bufs returns the tensors of batch size bs, creating them on first use.
