@@ -17,7 +17,13 @@ import (
 	"unsafe"
 
 	"gocv.io/x/gocv"
+
+	"github.com/azaion/edge/plugins/internal/cthread"
 )
+
+// decodeThreads run the two-thread decodes (a lone image at a time, as the
+// plugins use them).
+var decodeThreads = cthread.NewPool(2)
 
 // splitContexts recycle the decoder's state between images: its unstuffed
 // copy of the data and, in a context that decoded on two threads, the
@@ -157,10 +163,36 @@ func decodeSplit(b []byte, w, h, num int, split, rowsplit float64, wait bool, lt
 		}
 	}()
 	var cs C.splitjpeg_stats
-	// b and pix stay alive (pix is C memory) for the call; C keeps neither.
-	rc := C.splitjpeg_decode(s, (*C.uchar)(unsafe.Pointer(unsafe.SliceData(b))), C.size_t(len(b)), C.int(num),
-		(*C.uchar)(unsafe.Pointer(unsafe.SliceData(pix))), C.int(sw), C.int(mat.Step()), C.int(sh),
-		C.double(split), C.double(rowsplit), cbool(wait), job, &cs)
+	var rc C.int
+	bp := (*C.uchar)(unsafe.Pointer(unsafe.SliceData(b)))
+	pp := (*C.uchar)(unsafe.Pointer(unsafe.SliceData(pix)))
+	if split > 0 {
+		// On two threads: on a kept thread (plugins/internal/cthread), not
+		// in a cgo call, so that Go's sysmon does not preempt the two
+		// decoding threads. The call's arguments are C memory, and b is
+		// pinned, because that thread reads them after the submitting call
+		// has returned.
+		c := (*C.splitjpeg_call)(C.calloc(1, C.size_t(unsafe.Sizeof(C.splitjpeg_call{}))))
+		if c == nil {
+			mat.Close()
+			return gocv.Mat{}, false, st
+		}
+		defer C.free(unsafe.Pointer(c))
+		var pin runtime.Pinner
+		pin.Pin(bp)
+		defer pin.Unpin()
+		*c = C.splitjpeg_call{s: s, buf: bp, len: C.size_t(len(b)), num: C.int(num), dst: pp, w: C.int(sw), pitch: C.int(mat.Step()),
+			h: C.int(sh), split: C.double(split), rowsplit: C.double(rowsplit), wait: cbool(wait), lb: job}
+		if err := decodeThreads.Call(unsafe.Pointer(C.splitjpeg_call_run), unsafe.Pointer(c)); err != nil {
+			mat.Close()
+			return gocv.Mat{}, false, st
+		}
+		rc, cs = c.rc, c.stats
+	} else {
+		// b and pix stay alive (pix is C memory) for the call; C keeps neither.
+		rc = C.splitjpeg_decode(s, bp, C.size_t(len(b)), C.int(num), pp, C.int(sw), C.int(mat.Step()), C.int(sh),
+			C.double(split), C.double(rowsplit), cbool(wait), job, &cs)
+	}
 	if rc != 0 {
 		mat.Close()
 		return gocv.Mat{}, false, st

@@ -1097,3 +1097,9 @@ out:
 	jpeg_destroy_decompress(&cinfo);
 	return rc;
 }
+
+void splitjpeg_call_run(void *arg) {
+	splitjpeg_call *c = arg;
+	c->rc = splitjpeg_decode(c->s, c->buf, c->len, c->num, c->dst, c->w, c->pitch, c->h, c->split, c->rowsplit, c->wait,
+	                         c->lb, &c->stats);
+}

@@ -54,6 +54,25 @@ int splitjpeg_decode(splitjpeg *s, const unsigned char *buf, size_t len, int num
                      int pitch, int h, double split, double rowsplit, int wait, imaging_lbjob *lb,
                      splitjpeg_stats *stats);
 
+// splitjpeg_call is a splitjpeg_decode call's arguments and results, for
+// splitjpeg_call_run on a thread of plugins/internal/cthread.
+typedef struct {
+	splitjpeg *s;
+	const unsigned char *buf;
+	size_t len;
+	int num;
+	unsigned char *dst;
+	int w, pitch, h;
+	double split, rowsplit;
+	int wait;
+	imaging_lbjob *lb;
+	splitjpeg_stats stats;
+	int rc;
+} splitjpeg_call;
+
+// splitjpeg_call_run runs the splitjpeg_decode call arg (a splitjpeg_call).
+void splitjpeg_call_run(void *arg);
+
 #ifdef __cplusplus
 }
 #endif
