@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sys/resource.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -10,7 +11,7 @@ struct cthread {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	pthread_t th;
-	int efd;
+	int efd, nice;
 	int busy, quit; // a call handed over and not yet returned; cthread_free called
 	void (*fn)(void *);
 	void *arg;
@@ -18,6 +19,7 @@ struct cthread {
 
 static void *cthread_main(void *p) {
 	cthread *t = p;
+	setpriority(PRIO_PROCESS, 0, t->nice); // this thread (Linux)
 	pthread_mutex_lock(&t->mu);
 	for (;;) {
 		while (!t->busy && !t->quit) pthread_cond_wait(&t->cv, &t->mu);
@@ -36,10 +38,11 @@ static void *cthread_main(void *p) {
 	return NULL;
 }
 
-cthread *cthread_new(int efd) {
+cthread *cthread_new(int efd, int nice) {
 	cthread *t = calloc(1, sizeof *t);
 	if (!t) return NULL;
 	t->efd = efd;
+	t->nice = nice;
 	pthread_mutex_init(&t->mu, NULL);
 	pthread_cond_init(&t->cv, NULL);
 	if (pthread_create(&t->th, NULL, cthread_main, t)) {

@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -32,23 +33,37 @@ import (
 
 // Thread is one kept thread. Its calls run one at a time.
 type Thread struct {
-	t   *C.cthread
-	f   *os.File // the eventfd the thread writes when a call returns
-	buf [8]byte
+	t    *C.cthread
+	f    *os.File // the eventfd the thread writes when a call returns
+	nice int
+	buf  [8]byte
 }
 
-// New starts a thread.
-func New() (*Thread, error) {
+// New starts a thread at the calling thread's niceness.
+func New() (*Thread, error) { return newThread(callerNice()) }
+
+// callerNice is the niceness of the calling goroutine's OS thread (a
+// goroutine locked to a thread it lowered, as imaging's low-priority
+// decoders are, has its own).
+func callerNice() int {
+	p, err := unix.Getpriority(unix.PRIO_PROCESS, 0) // the calling thread: 20 - nice
+	if err != nil {
+		return 0
+	}
+	return 20 - p
+}
+
+func newThread(nice int) (*Thread, error) {
 	fd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("cthread: eventfd: %w", err)
 	}
-	t := C.cthread_new(C.int(fd))
+	t := C.cthread_new(C.int(fd), C.int(nice))
 	if t == nil {
 		unix.Close(fd)
 		return nil, errors.New("cthread: cannot start a thread")
 	}
-	return &Thread{t: t, f: os.NewFile(uintptr(fd), "cthread")}, nil
+	return &Thread{t: t, f: os.NewFile(uintptr(fd), "cthread"), nice: nice}, nil
 }
 
 // Call runs fn(arg) on the thread and returns when it has returned. fn is
@@ -74,30 +89,43 @@ func (t *Thread) Close() {
 }
 
 // Pool keeps idle threads for callers that need one per call at a time.
-// The zero Pool keeps none; NewPool keeps up to max.
+// A call runs on a thread of the caller's niceness (see New), so a
+// low-priority caller's work stays low-priority.
 type Pool struct {
-	idle chan *Thread
+	mu   sync.Mutex
+	max  int
+	idle map[int][]*Thread // by niceness
 }
 
-// NewPool returns a pool that keeps up to max idle threads.
-func NewPool(max int) *Pool { return &Pool{idle: make(chan *Thread, max)} }
+// NewPool returns a pool that keeps up to max idle threads of each
+// niceness.
+func NewPool(max int) *Pool { return &Pool{max: max, idle: map[int][]*Thread{}} }
 
 // Call runs fn(arg) (see Thread.Call) on an idle thread of the pool, or on
 // a new one when none is idle.
 func (p *Pool) Call(fn, arg unsafe.Pointer) error {
+	nice := callerNice()
+	p.mu.Lock()
 	var t *Thread
-	select {
-	case t = <-p.idle:
-	default:
+	if idle := p.idle[nice]; len(idle) > 0 {
+		t = idle[len(idle)-1]
+		p.idle[nice] = idle[:len(idle)-1]
+	}
+	p.mu.Unlock()
+	if t == nil {
 		var err error
-		if t, err = New(); err != nil {
+		if t, err = newThread(nice); err != nil {
 			return err
 		}
 	}
 	err := t.Call(fn, arg)
-	select {
-	case p.idle <- t:
-	default:
+	p.mu.Lock()
+	if len(p.idle[nice]) < p.max {
+		p.idle[nice] = append(p.idle[nice], t)
+		t = nil
+	}
+	p.mu.Unlock()
+	if t != nil {
 		t.Close()
 	}
 	return err

@@ -195,3 +195,33 @@ func TestPoolReusesThreads(t *testing.T) {
 		t.Fatalf("%d of the 3 threads are left after the calls; want 2 (the pool keeps two)", left)
 	}
 }
+
+// TestPoolKeepsTheCallersNiceness: a call from a thread at niceness 7 runs
+// on a thread at 7, one from a thread at 0 on another thread at 0.
+func TestPoolKeepsTheCallersNiceness(t *testing.T) {
+	pool := NewPool(2)
+	p, q := newProbe(0), newProbe(0)
+	defer p.free()
+	defer q.free()
+	done := make(chan error)
+	go func() {
+		runtime.LockOSThread() // the thread ends with the goroutine, niceness and all
+		if err := unix.Setpriority(unix.PRIO_PROCESS, 0, 7); err != nil {
+			done <- err
+			return
+		}
+		done <- pool.Call(p.fn(), p.arg())
+	}()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := pool.Call(q.fn(), q.arg()); err != nil {
+		t.Fatal(err)
+	}
+	if p.nice() != 7 || q.nice() != 0 {
+		t.Fatalf("niceness of the calls: %d from a caller at 7, %d from one at 0", p.nice(), q.nice())
+	}
+	if p.tid() == q.tid() {
+		t.Fatal("callers of different niceness shared a thread")
+	}
+}

@@ -21,9 +21,9 @@ import (
 	"github.com/azaion/edge/plugins/internal/cthread"
 )
 
-// decodeThreads run the two-thread decodes (a lone image at a time, as the
-// plugins use them).
-var decodeThreads = cthread.NewPool(2)
+// decodeThreads run the decodes: as many at once as cores (the plugins'
+// decode pools are no larger), each at its caller's niceness.
+var decodeThreads = cthread.NewPool(runtime.NumCPU() + 1)
 
 // splitContexts recycle the decoder's state between images: its unstuffed
 // copy of the data and, in a context that decoded on two threads, the
@@ -162,37 +162,27 @@ func decodeSplit(b []byte, w, h, num int, split, rowsplit float64, wait bool, lt
 			C.splitjpeg_free(s)
 		}
 	}()
-	var cs C.splitjpeg_stats
-	var rc C.int
-	bp := (*C.uchar)(unsafe.Pointer(unsafe.SliceData(b)))
-	pp := (*C.uchar)(unsafe.Pointer(unsafe.SliceData(pix)))
-	if split > 0 {
-		// On two threads: on a kept thread (plugins/internal/cthread), not
-		// in a cgo call, so that Go's sysmon does not preempt the two
-		// decoding threads. The call's arguments are C memory, and b is
-		// pinned, because that thread reads them after the submitting call
-		// has returned.
-		c := (*C.splitjpeg_call)(C.calloc(1, C.size_t(unsafe.Sizeof(C.splitjpeg_call{}))))
-		if c == nil {
-			mat.Close()
-			return gocv.Mat{}, false, st
-		}
-		defer C.free(unsafe.Pointer(c))
-		var pin runtime.Pinner
-		pin.Pin(bp)
-		defer pin.Unpin()
-		*c = C.splitjpeg_call{s: s, buf: bp, len: C.size_t(len(b)), num: C.int(num), dst: pp, w: C.int(sw), pitch: C.int(mat.Step()),
-			h: C.int(sh), split: C.double(split), rowsplit: C.double(rowsplit), wait: cbool(wait), lb: job}
-		if err := decodeThreads.Call(unsafe.Pointer(C.splitjpeg_call_run), unsafe.Pointer(c)); err != nil {
-			mat.Close()
-			return gocv.Mat{}, false, st
-		}
-		rc, cs = c.rc, c.stats
-	} else {
-		// b and pix stay alive (pix is C memory) for the call; C keeps neither.
-		rc = C.splitjpeg_decode(s, bp, C.size_t(len(b)), C.int(num), pp, C.int(sw), C.int(mat.Step()), C.int(sh),
-			C.double(split), C.double(rowsplit), cbool(wait), job, &cs)
+	// On a kept thread (plugins/internal/cthread), not in a cgo call, so
+	// that Go's sysmon does not preempt the decoding threads and the
+	// runtime's. The call's arguments are C memory, and b is pinned,
+	// because that thread reads them after the submitting call returns.
+	c := (*C.splitjpeg_call)(C.calloc(1, C.size_t(unsafe.Sizeof(C.splitjpeg_call{}))))
+	if c == nil {
+		mat.Close()
+		return gocv.Mat{}, false, st
 	}
+	defer C.free(unsafe.Pointer(c))
+	bp := (*C.uchar)(unsafe.Pointer(unsafe.SliceData(b)))
+	var pin runtime.Pinner
+	pin.Pin(bp)
+	defer pin.Unpin()
+	*c = C.splitjpeg_call{s: s, buf: bp, len: C.size_t(len(b)), num: C.int(num), dst: (*C.uchar)(unsafe.Pointer(unsafe.SliceData(pix))),
+		w: C.int(sw), pitch: C.int(mat.Step()), h: C.int(sh), split: C.double(split), rowsplit: C.double(rowsplit), wait: cbool(wait), lb: job}
+	if err := decodeThreads.Call(unsafe.Pointer(C.splitjpeg_call_run), unsafe.Pointer(c)); err != nil {
+		mat.Close()
+		return gocv.Mat{}, false, st
+	}
+	rc, cs := c.rc, c.stats
 	if rc != 0 {
 		mat.Close()
 		return gocv.Mat{}, false, st
