@@ -26,11 +26,13 @@ config: ## regenerate packaging/azaion.yaml (the packaged config) from the daemo
 # Skipped: the live-stream case, which asserts real-time throughput (10
 # results within 30 s of a 120 fps stream) that emulation at about 1/100 of
 # native speed cannot give; the video file case covers the arm64 decoding.
-ARM64_TEST_RUN ?= TestConformance/grpc
+# TestRunThread: a session run from a thread of its own (ortcall.go).
+ARM64_TEST_RUN ?= ^(TestConformance|TestRunThread)$$/grpc
 ARM64_TEST_SKIP ?= TestConformance/grpc/Video/Live
 # And the two-thread JPEG decoder's tests (exactness against TurboJPEG,
 # damaged files, the letterbox written beside it): its Huffman decoder and
-# that letterbox are this project's own C and C++ code (~40 s).
+# that letterbox are this project's own C and C++ code (~40 s); and the
+# kept threads that run the decodes and the session (plugins/internal/cthread).
 ARM64_IMAGING_RUN ?= TestSplit|TestDecodeParallel|TestLetterboxBesideDecode
 test-arm64: deps ## run the arm64 ONNX plugin's conformance suite under qemu (ARM64_TEST_RUN, ARM64_TEST_SKIP pick the tests)
 	cd plugins/onnx && env $(ARM64_CGO_ENV) AZAION_ORT_LIB=$(AZAION_ORT_LIB_ARM64) \
@@ -38,6 +40,9 @@ test-arm64: deps ## run the arm64 ONNX plugin's conformance suite under qemu (AR
 	  | grep -E '^(\s*--- |PASS|FAIL|ok|panic)|_test\.go:|\.go:[0-9]+: '; exit $${PIPESTATUS[0]}
 	cd plugins/internal/imaging && env $(ARM64_CGO_ENV) \
 	  $(GO) test -count=1 -timeout 20m -exec $(CURDIR)/scripts/qemu-arm64.sh -run '$(ARM64_IMAGING_RUN)' -v . \
+	  | grep -E '^(\s*--- |PASS|FAIL|ok|panic)|_test\.go:|\.go:[0-9]+: '; exit $${PIPESTATUS[0]}
+	cd plugins/internal/cthread && env $(ARM64_CGO_ENV) \
+	  $(GO) test -count=1 -timeout 10m -exec $(CURDIR)/scripts/qemu-arm64.sh -v . \
 	  | grep -E '^(\s*--- |PASS|FAIL|ok|panic)|_test\.go:|\.go:[0-9]+: '; exit $${PIPESTATUS[0]}
 
 test: deb test-arm64

@@ -41,6 +41,3 @@ func (p *probe) tid() int            { return int(p.c.thread) }
 func (p *probe) nice() int           { return int(p.c.nice) }
 func (p *probe) fn() unsafe.Pointer  { return unsafe.Pointer(C.cthread_probe_run) }
 func (p *probe) arg() unsafe.Pointer { return unsafe.Pointer(p.c) }
-
-// runHere runs the probe as a plain cgo call, on the calling goroutine.
-func (p *probe) runHere() { C.cthread_probe_run(unsafe.Pointer(p.c)) }
