@@ -33,10 +33,9 @@ import (
 
 // Thread is one kept thread. Its calls run one at a time.
 type Thread struct {
-	t    *C.cthread
-	f    *os.File // the eventfd the thread writes when a call returns
-	nice int
-	buf  [8]byte
+	t   *C.cthread
+	f   *os.File // the eventfd the thread writes when a call returns
+	buf [8]byte
 }
 
 // New starts a thread at the calling thread's niceness.
@@ -63,7 +62,7 @@ func newThread(nice int) (*Thread, error) {
 		unix.Close(fd)
 		return nil, errors.New("cthread: cannot start a thread")
 	}
-	return &Thread{t: t, f: os.NewFile(uintptr(fd), "cthread"), nice: nice}, nil
+	return &Thread{t: t, f: os.NewFile(uintptr(fd), "cthread")}, nil
 }
 
 // Call runs fn(arg) on the thread and returns when it has returned. fn is
