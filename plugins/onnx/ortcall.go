@@ -24,6 +24,7 @@ void ortrun_call(void *arg) {
 import "C"
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
 	"unsafe"
@@ -51,6 +52,10 @@ func newRunThread(sess *ort.DynamicAdvancedSession, in, out string) (*runThread,
 		return nil, err
 	}
 	r := (*C.ortrun)(C.calloc(1, C.size_t(unsafe.Sizeof(C.ortrun{}))))
+	if r == nil {
+		t.Close()
+		return nil, errors.New("onnx: no memory for a run thread")
+	}
 	r.session = sessionHandle(sess)
 	r.in_name, r.out_name = C.CString(in), C.CString(out)
 	return &runThread{t: t, r: r}, nil
