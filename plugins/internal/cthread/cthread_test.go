@@ -101,9 +101,10 @@ func TestCallRunsOnAKeptThread(t *testing.T) {
 // goroutine is parked in Go's network poller ("IO wait"), which is the point
 // of the package: a goroutine in a cgo call is never in that state (it
 // shows as "syscall", or as running with no stack).
+// The calls sleep a second: long enough to be seen under a loaded CI.
 func TestCallerWaitsInThePoller(t *testing.T) {
 	th := startThread(t)
-	p := testProbe(t, 300_000)
+	p := testProbe(t, 1_000_000)
 	done := make(chan error, 1)
 	go func() { done <- callForTest(th, p) }()
 	if !waitState("callForTest", "IO wait") {
@@ -122,7 +123,7 @@ func callForTest(th *Thread, p *probe) error { return th.Call(p.fn(), p.arg()) }
 
 func TestCallOnABusyThreadFails(t *testing.T) {
 	th := startThread(t)
-	p, q := testProbe(t, 300_000), testProbe(t, 0)
+	p, q := testProbe(t, 1_000_000), testProbe(t, 0)
 	done := make(chan error, 1)
 	go func() { done <- callForTest(th, p) }()
 	if !waitState("callForTest", "IO wait") {
