@@ -39,9 +39,8 @@ import (
 // waits in the network poller, not in a cgo call, so Go's sysmon does not
 // keep preempting the runtime's threads).
 type runThread struct {
-	t   *cthread.Thread
-	r   *C.ortrun // C memory: the thread reads it after the submitting call returns
-	ptr unsafe.Pointer
+	t *cthread.Thread
+	r *C.ortrun // C memory: the thread reads it after the submitting call returns
 }
 
 // newRunThread starts a thread for runs of sess with the named input and

@@ -126,7 +126,9 @@ func newLoaded(d model.Descriptor, sess *ort.DynamicAdvancedSession, sh modelSha
 	}
 	for range max(lanes, 1) {
 		l := &lane{batches: map[int]*batchBufs{}}
-		l.thread, _ = newRunThread(sess, sh.inName, sh.outName) // rare (no thread or eventfd left): runs go the usual way
+		if m.staticOut() { // the lane allocates the outputs (bufs); runs into the runtime's own stay cgo calls
+			l.thread, _ = newRunThread(sess, sh.inName, sh.outName) // rare (no thread or eventfd left): runs go the usual way
+		}
 		m.lanes = append(m.lanes, l)
 	}
 	m.pool = &tensorPool{shape: ort.NewShape(1, 3, int64(m.h), int64(m.w)), max: 2 * m.maxBatch * len(m.lanes)}
@@ -467,6 +469,10 @@ func (m *loaded) runSession(l *lane, in, out ort.Value) error {
 	return m.sess.Run([]ort.Value{in}, []ort.Value{out})
 }
 
+// staticOut reports whether the output shape is known past the batch
+// dimension, so that the lanes allocate the output tensors.
+func (m *loaded) staticOut() bool { return m.out[1] > 0 && m.out[2] > 0 }
+
 // bufs returns the tensors of batch size bs, creating them on first use.
 // The tensors of every batch size are views of one input and one output
 // buffer sized for the largest batch.
@@ -492,7 +498,7 @@ func (m *loaded) bufs(l *lane, bs int) (*batchBufs, error) {
 			return nil, err
 		}
 	}
-	if m.out[1] > 0 && m.out[2] > 0 {
+	if m.staticOut() {
 		if l.outData == nil {
 			l.outData = make([]float32, int64(max(m.maxBatch, m.fixed))*m.out[1]*m.out[2])
 		}
